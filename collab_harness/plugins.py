@@ -94,6 +94,8 @@ class PluginHost:
     def _fail(self, plugin: str, distribution: str | None, exc: BaseException) -> None:
         err = LoadError(plugin, distribution, f"{type(exc).__name__}: {exc}".splitlines()[0])
         if self.strict:
+            if isinstance(exc, PluginError):
+                raise exc
             raise PluginError(f"failed to load {err} (strict plugin loading is on)") from exc
         self.load_errors.append(err)
         self.registry.load_errors.append(str(err))

@@ -36,7 +36,7 @@ def list_(kind: str, as_json: bool, schema: bool) -> None:
     if k is None:
         raise ComponentNotFound("component kind", kind, PLURALS)
     host = state().host
-    rows = [_row(s, schema) for s in host.registry.specs(k)]  # type: ignore[arg-type]
+    rows = [_row(s, schema) for s in host.registry.specs(k)]
     if as_json:
         echo_json(rows)
         return

@@ -21,9 +21,9 @@ from ._common import State, env
 
 # command name -> "module:function"; imported only when the command runs (or help lists it).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "plugins": ("collab_harness.cli.plugins_cmd:plugins", "Show plugins, their distributions, components and load errors."),
-    "list": ("collab_harness.cli.list_cmd:list_", "List components of one kind: tasks, metrics, judges, simulators, trainers."),
-    "validate": ("collab_harness.cli.validate_cmd:validate", "Resolve and build every component of a run config; no model call."),
+    "plugins": ("collab_harness.cli.plugins_cmd:plugins", "Show plugins, distributions, components, load errors."),
+    "list": ("collab_harness.cli.list_cmd:list_", "List components: tasks, metrics, judges, simulators, trainers."),
+    "validate": ("collab_harness.cli.validate_cmd:validate", "Build every component of a run config; no model call."),
     "run": ("collab_harness.cli.run_cmd:run", "Simulate and score conversations on a task's test split."),
     "mr": ("collab_harness.cli.mr_cmd:mr", "Score candidate responses with the multiturn-aware reward."),
     "synth": ("collab_harness.cli.synth_cmd:synth", "Generate multi-turn training data ranked by MR."),
