@@ -163,4 +163,6 @@ class TaskInfo(_Frozen):
     artefact_type: str | None = None
     extraction_requirement: str | None = None
     penalty_lambda: float = 0.0
-    data_source: str = "offline-sample"
+    data_source: str = "sample"
+    hub_id: str | None = None
+    hub_sizes: Mapping[str, int | None] = Field(default_factory=dict)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from importlib import resources
@@ -24,7 +25,7 @@ from typing import Any, ClassVar
 
 from collab_harness.components import Task
 from collab_harness.errors import ConfigError, PrerequisiteError
-from collab_harness.types import Example
+from collab_harness.types import Example, TaskInfo
 
 __all__ = ["DatasetTask", "read_records", "sample_path"]
 
@@ -58,6 +59,23 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+def _hub_offline() -> bool:
+    return any(os.environ.get(v, "").lower() in {"1", "true", "yes"} for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def _hub_reachable(timeout_s: float = 2.0) -> bool:
+    """One quick TCP connect to the hub, so that an offline machine falls back to the sample at once instead of
+    sitting through the hub client's retries."""
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 class DatasetTask(Task):
     """A task whose examples come from a hub dataset, a local file or a shipped sample."""
 
@@ -85,7 +103,7 @@ class DatasetTask(Task):
         try:
             import datasets
         except ImportError as e:  # pragma: no cover - datasets is a base dependency
-            raise PrerequisiteError("the `datasets` package is needed to load hub data", install="pip install datasets") from e
+            raise PrerequisiteError("loading hub data needs `datasets`", install="pip install datasets") from e
         ds = datasets.load_dataset(self.hub_id, self.hub_config, revision=self.hub_revision)
         return {name: split for name, split in ds.items()}
 
@@ -99,7 +117,7 @@ class DatasetTask(Task):
             return str(opts.source)
         if opts.data:
             return "local"
-        if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"} or not self.hub_id:
+        if _hub_offline() or not self.hub_id or not _hub_reachable():
             return "sample"
         try:
             self._splits_cache = self._load_all("hub")
@@ -114,7 +132,7 @@ class DatasetTask(Task):
             return self._group_native(records, self.sample_file)
         if source == "local":
             records = read_records(opts.data)
-            if records and _EXAMPLE_KEYS <= set(records[0]):
+            if records and set(records[0]) >= _EXAMPLE_KEYS:
                 return self._group_native(records, str(opts.data))
             grouped = self._group_by_split(records)
             return {s: [self.from_hub_record(r, i) for i, r in enumerate(rs)] for s, rs in grouped.items()}
@@ -161,5 +179,35 @@ class DatasetTask(Task):
             raise ConfigError(f"task {self.name!r} has no split {split!r}; splits: {', '.join(self._data)}")
         return self._data[split]
 
-    def info(self) -> Any:
-        return super().info().model_copy(update={"data_source": self.resolved_source})
+    def info(self) -> TaskInfo:
+        """Self-description without touching the network: an unresolved ``auto`` source reports the sample's sizes
+        and the hub's known sizes side by side."""
+        opts: Any = self.options
+        if "resolved_source" in self.__dict__:
+            source = self.resolved_source
+        elif opts.source != "auto":
+            source = str(opts.source)
+        elif opts.data:
+            source = "local"
+        elif _hub_offline() or not self.hub_id:
+            source = "sample"
+        else:
+            source = "auto"
+        if source == "hub" and "_data" not in self.__dict__:
+            splits: Mapping[str, int | None] = dict(self.hub_sizes)
+        elif source == "auto":
+            splits = {s: len(v) for s, v in self._load_all("sample").items()}
+        else:
+            splits = self.splits()
+        return TaskInfo(
+            name=self.name,
+            description=self.description,
+            task_desc=self.task_desc,
+            splits=dict(splits),
+            default_metrics=dict(self.default_metrics),
+            artefact_type=self.artefact_type,
+            penalty_lambda=self.penalty_lambda,
+            data_source=source if source != "auto" else "auto (hub when reachable, else the shipped sample)",
+            hub_id=self.hub_id or None,
+            hub_sizes=dict(self.hub_sizes),
+        )
