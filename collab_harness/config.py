@@ -20,6 +20,7 @@ from .plugins import PluginHost
 
 __all__ = [
     "DEFAULT_LOCAL_MODEL",
+    "OFFLINE_JUDGE",
     "BuiltRun",
     "ComponentRef",
     "RunConfig",
@@ -29,6 +30,10 @@ __all__ = [
 ]
 
 DEFAULT_LOCAL_MODEL = "local/smollm2"
+#: The offline judge: LLM judges score with their documented deterministic rubrics and artefacts are extracted by
+#: the tasks' rules. It is the default because the embedded 135M model cannot follow a judge's JSON format (measured:
+#: 0 valid verdicts in 10 tries); name an LLM with ``--judge`` for model-based judging and extraction.
+OFFLINE_JUDGE = "rules"
 
 
 class _Strict(BaseModel):
@@ -61,8 +66,8 @@ class RunConfig(_Strict):
     assistant_system_prompt: str | None = None
     #: A simulator name (``shard-user``, ``llm-user``), or a model string meaning ``llm-user`` played by that model.
     user: ComponentRef = ComponentRef(name="shard-user")
-    #: Model for LLM judges and artefact extraction.
-    judge: str = DEFAULT_LOCAL_MODEL
+    #: Model for LLM judges and artefact extraction, or "rules" for the offline judge (rule-based extraction too).
+    judge: str = OFFLINE_JUDGE
     #: Metrics and judges to score with; None = the task's defaults.
     metrics: list[ComponentRef] | None = None
     #: Weights in the MR sum (component name -> weight); None = the task's defaults, 1.0 for extra metrics.
@@ -78,8 +83,9 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_models(self) -> RunConfig:
-        for label, m in (("assistant", self.assistant), ("judge", self.judge)):
-            check_model_string(m, label)
+        check_model_string(self.assistant, "assistant")
+        if self.judge != OFFLINE_JUDGE:
+            check_model_string(self.judge, "judge")
         if "/" in self.user.name:
             check_model_string(self.user.name, "user")
         return self
