@@ -14,6 +14,11 @@ anchors and rescales the judge's S to ``2 · (S − 2.5)``, i.e. S ∈ [1, 3] �
 declares ``value_range = (-3, 1)`` (an instance attribute shadowing the class default (0, 1)); when parity is switched
 on per call only through ``ctx.extra``, the declared range stays (0, 1) and the score's ``details["value_range"]``
 says which range applies — set the option when the declared range matters (e.g. for range checks downstream).
+
+Offline judge: with ``model = "rules"`` (:data:`OFFLINE_JUDGE`) neither judge calls a model (``ctx.client`` may be
+None); they score with the deterministic rubrics documented in :mod:`collab_harness_plugins.judges.rules` and record
+``details["judge"] = "rules"`` with the evidence. Parity mode maps the rules' interactivity s ∈ [0, 1] to the 1–3
+anchors ``S = 1 + 2s`` and applies the same rescale; the accuracy rules are binary in parity mode, like the LLM path.
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ from collab_harness.components import ComponentOptions, Judge, ScoringContext
 from collab_harness.models.protocol import GenerationParams, StructuredResult
 from collab_harness.types import Conversation, Score
 
+from . import rules
+
 __all__ = [
+    "OFFLINE_JUDGE",
     "AccuracyJudge",
     "AccuracyJudgeOptions",
     "BinaryVerdict",
@@ -44,9 +52,12 @@ __all__ = [
 _RAW_IN_REASON = 300
 _RAW_IN_DETAILS = 2000
 PARITY_RANGE: tuple[float, float] = (-3.0, 1.0)
+#: The reserved ``model`` value that selects the deterministic offline rubrics (see :mod:`.rules`).
+OFFLINE_JUDGE = "rules"
 
 
 class JudgeOptions(ComponentOptions):
+    #: A model string, or ``"rules"`` (:data:`OFFLINE_JUDGE`) for the deterministic offline rubric.
     model: str = "local/smollm2"
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(512, ge=16)
@@ -153,9 +164,15 @@ class _LLMJudge(Judge):
     def _range(self, parity: bool) -> tuple[float, float]:
         return (0.0, 1.0)
 
+    def _rules_score(self, ctx: ScoringContext, parity: bool) -> Score:
+        """The offline rubric's score (no model call)."""
+        raise NotImplementedError
+
     async def score(self, ctx: ScoringContext) -> Score:
         opts: Any = self.options
         parity = self._parity(ctx)
+        if opts.model == OFFLINE_JUDGE:
+            return self._rules_score(ctx, parity)
         if ctx.client is None:
             return Score.failed(self.name, "no model client in the scoring context", model=opts.model)
         prompt = self._messages(ctx, parity)
@@ -267,6 +284,29 @@ class InteractivityJudge(_LLMJudge):
         )
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
+    def _rules_score(self, ctx: ScoringContext, parity: bool) -> Score:
+        result = rules.interactivity_rules(ctx.example.prompt, ctx.conversation.messages, ctx.forward_start)
+        if isinstance(result, str):
+            return Score.failed(self.name, result, judge=OFFLINE_JUDGE, model=OFFLINE_JUDGE)
+        raw = 1.0 + 2.0 * result.value if parity else result.value
+        lo, hi = self._range(parity)
+        return Score(
+            component=self.name,
+            value=self._value(raw, parity),
+            details={
+                "judge": OFFLINE_JUDGE,
+                "model": OFFLINE_JUDGE,
+                "rationale": result.rationale,
+                "raw_score": raw,
+                "rules_score": result.value,
+                "components": result.components,
+                "evidence": result.details,
+                "parity": parity,
+                "value_range": [lo, hi],
+                "forward_start": ctx.forward_start,
+            },
+        )
+
 
 # -------------------------------------------------------------------------------------------------- accuracy
 
@@ -274,6 +314,8 @@ class InteractivityJudge(_LLMJudge):
 class AccuracyJudgeOptions(JudgeOptions):
     #: Partial credit in [0, 1] instead of 0/1 (ignored in parity mode, which is always 0/1).
     graded: bool = False
+    #: Offline judge only: in binary mode an answer counts as right when its token F1 with the reference reaches this.
+    rules_f1_threshold: float = Field(0.8, gt=0.0, le=1.0)
 
 
 class AccuracyJudge(_LLMJudge):
@@ -321,6 +363,38 @@ class AccuracyJudge(_LLMJudge):
             parts.append(f"{_focus(ctx)} Find the assistant's final answer (its latest one) in the transcript.")
         parts.append(render_transcript(ctx.conversation, ctx.forward_start, opts.max_transcript_chars))
         return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
+
+    def _rules_score(self, ctx: ScoringContext, parity: bool) -> Score:
+        opts: Any = self.options
+        reference = ctx.example.reference.strip()
+        if not reference:
+            return Score.failed(self.name, f"example {ctx.example.id!r} has no reference to judge against",
+                                judge=OFFLINE_JUDGE, model=OFFLINE_JUDGE)
+        answer = (ctx.artefact or "").strip()
+        source = "artefact"
+        if not answer:
+            replies = [m for m in ctx.conversation.messages[ctx.forward_start:] if m.role == "assistant"]
+            if not replies or not replies[-1].content.strip():
+                return Score.failed(self.name, "no assistant answer to judge in the conversation",
+                                    judge=OFFLINE_JUDGE, model=OFFLINE_JUDGE)
+            answer, source = replies[-1].content, "last_assistant_message"
+        graded = self._graded(parity)
+        result = rules.accuracy_rules(answer, reference, graded=graded, threshold=opts.rules_f1_threshold)
+        return Score(
+            component=self.name,
+            value=result.value,
+            details={
+                "judge": OFFLINE_JUDGE,
+                "model": OFFLINE_JUDGE,
+                "rationale": result.rationale,
+                "raw_score": result.value,
+                "answer_source": source,
+                "evidence": result.details,
+                "parity": parity,
+                "value_range": [0.0, 1.0],
+                "forward_start": ctx.forward_start,
+            },
+        )
 
 
 @hookimpl
