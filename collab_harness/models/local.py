@@ -304,14 +304,31 @@ class _Batcher:
 class LocalProvider:
     """Serves ``local/...`` model strings; requests in flight together are generated as one batch."""
 
-    def __init__(self, *, collect_s: float = 0.005, max_batch: int = 32) -> None:
+    def __init__(self, *, collect_s: float = 0.02, max_batch: int = 32) -> None:
+        # 20 ms of collection is nothing next to a generation (seconds) but survives thread-scheduling jitter on a
+        # loaded 2-core machine, where 5 ms split "simultaneous" requests into several batches.
         self.collect_s = collect_s
         self.max_batch = max_batch
         self._batchers: dict[tuple[Path, int], _Batcher] = {}
+        self._loads: dict[tuple[str, int], asyncio.Future[LoadedModel]] = {}
+
+    async def _load(self, model: str) -> LoadedModel:
+        """Load once per (model, loop); concurrent callers share one future, so after a first load they all
+        resume in the same loop iteration and reach the batcher together."""
+        key = (model, id(asyncio.get_running_loop()))
+        fut = self._loads.get(key)
+        if fut is None:
+            fut = self._loads[key] = asyncio.ensure_future(asyncio.to_thread(load_local_model, model))
+        try:
+            return await asyncio.shield(fut)
+        except BaseException:
+            if fut.done():
+                self._loads.pop(key, None)  # a failed load may be retried later
+            raise
 
     async def batcher(self, model: str) -> _Batcher:
         try:
-            lm = await asyncio.to_thread(load_local_model, model)
+            lm = await self._load(model)
         except ProviderError:
             raise
         except Exception as exc:
@@ -327,6 +344,7 @@ class LocalProvider:
         return await b.submit(request)
 
     async def aclose(self) -> None:
+        self._loads.clear()
         batchers, self._batchers = self._batchers, {}
         for b in batchers.values():
             if b.task is not None and not b.task.done():
