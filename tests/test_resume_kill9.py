@@ -1,0 +1,88 @@
+"""Crash safety: SIGKILL a run after some samples are written, resume it, compare with an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from collab_harness.evaluate import recompute_results
+from collab_harness.rundir import read_samples
+
+DRIVER = str(Path(__file__).with_name("evaluate_scripts.py"))
+N = 8
+
+
+def _args(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, DRIVER, "--latency", "0.15", "--", "run", "--task", "math-chat", "--limit", str(N),
+            "--max-exchanges", "2", "--seed", "3", "--concurrency", "2", "--assistant", "scripted/ev-assistant",
+            "--judge", "scripted/ev-judge", "--out", str(out), "--no-progress", *extra]
+
+
+def _comparable(results: dict[str, Any]) -> dict[str, Any]:
+    # Usage differs legitimately (a resumed run pays again for calls of the killed in-flight samples).
+    return {k: v for k, v in results.items() if k not in ("usage",)}
+
+
+def _untimed(scores: dict[str, Any]) -> dict[str, Any]:
+    """Scores without wall-clock details (``check_seconds`` ...), which no two runs share."""
+    return {name: {**s, "details": {k: v for k, v in s["details"].items() if not k.endswith(("seconds", "_s"))}}
+            for name, s in scores.items()}
+
+
+def test_kill9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    env = {**os.environ, "COLLAB_HARNESS_CACHE_DIR": str(tmp_path / "cache-a")}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_args(killed), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    samples = killed / "samples.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if samples.exists() and samples.read_bytes().count(b"\n") >= 2:
+            break
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended before it could be killed: {proc.communicate()[1].decode()}")
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+    partial = read_samples(samples)
+    assert 2 <= len(partial.records) < N, "kill came too late to test anything"
+    assert not (killed / "results.json").exists()
+
+    # A crash mid-write leaves a torn last line: add one to make sure resume copes with it too.
+    with open(samples, "ab") as f:
+        f.write(b'{"id": "math-chat/torn", "example_id": "math-chat/to')
+
+    r = subprocess.run(_args(killed, "--resume"), env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    done_before = len(partial.records)
+    assert f"{N - done_before} new, {done_before} resumed" in r.stdout
+
+    # An uninterrupted run with the same seed, in a fresh cache (nothing shared with the killed run).
+    fresh = tmp_path / "fresh"
+    env_b = {**os.environ, "COLLAB_HARNESS_CACHE_DIR": str(tmp_path / "cache-b")}
+    r2 = subprocess.run(_args(fresh), env=env_b, capture_output=True, text=True, timeout=120)
+    assert r2.returncode == 0, r2.stderr
+
+    a, b = read_samples(samples), read_samples(fresh / "samples.jsonl")
+    ids_a = [x["example_id"] for x in a.records]
+    ids_b = [x["example_id"] for x in b.records]
+    assert len(ids_a) == N and not a.duplicates and not a.torn_tail  # 0 lost, 0 duplicated, torn line gone
+    assert sorted(ids_a) == sorted(ids_b)
+    by_id = {x["example_id"]: x for x in b.records}
+    for rec in a.records:  # same conversations and scores, sample by sample
+        other = by_id[rec["example_id"]]
+        assert rec["conversation"] == other["conversation"]
+        assert _untimed(rec["scores"]) == _untimed(other["scores"])
+        assert rec["errors"] == []
+    res_a = json.loads((killed / "results.json").read_text())
+    res_b = json.loads((fresh / "results.json").read_text())
+    assert _comparable(res_a) == _comparable(res_b)
+    assert res_a == recompute_results(killed)
+    man = json.loads((killed / "manifest.json").read_text())
+    assert man["resumes"] and man["resumes"][0]["dropped_torn_line"] is True
