@@ -363,7 +363,7 @@ async def _score(
         extraction_model=cfg.judge,
         extra={"assistant_model": cfg.assistant, "parity": cfg.parity},
     )
-    value, _parts, reward_errors = reward._combine(
+    value, _parts, reward_errors = reward.combine_scores(
         scored.scores, ctx.built.scorers, ctx.built.weights, "weighted", 0.0, 0.0
     )
     errors = [(e.component, e.message) for e in reward_errors]
@@ -373,8 +373,8 @@ async def _score(
         extraction = {"method": ext.method, "model": ext.model, "error": ext.error}
         # A conversation without an artefact is the assistant's doing (the metric scores it, e.g. "no answer
         # found"); an extraction *call* that failed is a component failure and is recorded as one.
-        if ext.text is None and ext.error and "call failed" in ext.error:
-            errors.append(("extract", ext.error))
+        if ext.text is None and ext.failed:
+            errors.append(("extract", ext.error or "extraction failed"))
     return dict(scored.scores), value, errors, extraction
 
 

@@ -51,13 +51,15 @@ class ExtractionResult:
     """The extracted artefact (``text`` None when there is none) and how it was obtained.
 
     ``method`` is ``"llm"``, ``"rule"`` or ``"none"``; ``error`` says why the LLM path was not used or why nothing
-    was found (it may be set next to a rule result, when the rule was the fallback).
+    was found (it may be set next to a rule result, when the rule was the fallback). ``failed`` tells a broken
+    extraction (the model call failed, the rule raised) from a conversation that simply holds no artefact.
     """
 
     text: str | None
     method: Literal["llm", "rule", "none"]
     error: str | None = None
     model: str | None = None
+    failed: bool = False
 
 
 def conversation_hash(conversation: Conversation) -> str:
@@ -109,6 +111,7 @@ async def extract_artefact(
         # The offline judge has no model: artefacts come from the task's rule.
         mode = "rule"
     llm_error: str | None = None
+    call_failed = False
     if mode in ("auto", "llm"):
         if client is None or not model:
             llm_error = "no extraction model / client given"
@@ -126,18 +129,21 @@ async def extract_artefact(
                 )
             except Exception as e:
                 llm_error = f"extraction call failed: {type(e).__name__}: {e}"
+                call_failed = True
             else:
                 text = _clean(completion.text)
                 if text is not None:
                     return ExtractionResult(text, "llm", None, model)
                 llm_error = f"extraction model found no {artefact_type} (reply {completion.text[:120]!r})"
         if mode == "llm":
-            return ExtractionResult(None, "none", llm_error, model)
+            return ExtractionResult(None, "none", llm_error, model, failed=call_failed)
     text, rule_error = _rule(task, example, conversation)
     if text is not None:
         return ExtractionResult(text, "rule", llm_error, None)
     reasons = "; ".join(r for r in (llm_error, rule_error) if r)
-    return ExtractionResult(None, "none", reasons or f"no {artefact_type} found", model if mode != "rule" else None)
+    rule_raised = rule_error is not None and "extract_rule raised" in rule_error
+    return ExtractionResult(None, "none", reasons or f"no {artefact_type} found", model if mode != "rule" else None,
+                            failed=call_failed or rule_raised)
 
 
 class ExtractionMemo:

@@ -425,7 +425,6 @@ def _aggregate(
 
 
 # Kept for callers written against the first version's name.
-_combine = combine_scores
 
 
 @dataclass(frozen=True)

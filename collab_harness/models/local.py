@@ -151,9 +151,10 @@ def get_tokenizer(model: str) -> Any:
     """The tokenizer of a ``local/...`` model string (cached), e.g. for token counting."""
     if not model.startswith("local/"):
         raise ValueError(f"get_tokenizer only knows local/... models, got {model!r}")
-    from transformers import AutoTokenizer
+    with _LOAD_LOCK:  # serialise first imports of transformers' lazy module between threads
+        from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_local(model))
+        return AutoTokenizer.from_pretrained(resolve_local(model))
 
 
 @dataclass

@@ -45,6 +45,7 @@ class Tokenizer(NamedTuple):
 
 _cache: dict[str, Tokenizer] = {}
 _cache_lock = threading.Lock()
+_load_lock = threading.RLock()  # re-entrant: a local fallback loads cl100k_base inside a load
 
 
 def _tiktoken_cache_dir() -> str:
@@ -141,16 +142,25 @@ def _cached(spec: str) -> Tokenizer:
         hit = _cache.get(spec)
     if hit is not None:
         return hit
-    if spec == "cl100k_base":
-        tok = _load_cl100k()
-    elif spec.startswith("local/"):
-        tok = _load_local(spec)
-    elif spec.startswith("litellm:"):
-        tok = _load_litellm(spec.removeprefix("litellm:"))
-    else:
-        raise ValueError(f"unknown tokenizer spec {spec!r}")
-    with _cache_lock:
-        return _cache.setdefault(spec, tok)
+    # One load at a time: metrics run in worker threads, and concurrent first imports of transformers' lazy module
+    # raise "cannot import name 'AutoTokenizer'" in the losers (measured in a run at concurrency 8).
+    with _load_lock:
+        with _cache_lock:
+            hit = _cache.get(spec)
+        if hit is not None:
+            return hit
+        if spec == "cl100k_base":
+            tok = _load_cl100k()
+        elif spec.startswith("local/"):
+            tok = _load_local(spec)
+        elif spec.startswith("litellm:"):
+            tok = _load_litellm(spec.removeprefix("litellm:"))
+        else:
+            raise ValueError(f"unknown tokenizer spec {spec!r}")
+        if spec != "cl100k_base" and tok.name not in (spec, f"litellm:{spec.removeprefix('litellm:')}"):
+            return tok  # a fallback after a load error is not cached: the next call tries the real tokenizer again
+        with _cache_lock:
+            return _cache.setdefault(spec, tok)
 
 
 def get_tokenizer(option: str = "auto", *, assistant_model: str | None = None, parity: bool = False) -> Tokenizer:

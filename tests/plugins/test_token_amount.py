@@ -128,3 +128,22 @@ def test_cl100k_loads_offline_from_an_empty_cache(tmp_path: Path) -> None:
     name, note, n = json.loads(out.stdout.strip().splitlines()[-1])
     assert (name, note, n) == ("cl100k_base", None, 2)
     assert (tmp_path / "tk" / "9b5ad71b2ce5302211f9c61530b329a4922fc6a4").is_file()
+
+
+@pytest.mark.realmodel
+def test_concurrent_first_use_of_the_local_tokenizer_gets_the_real_one() -> None:
+    """Regression: threads racing through the first transformers import used to fall back to cl100k_base, and
+    the fallback was cached for the whole process."""
+    import subprocess
+    import sys
+
+    code = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from collab_harness_plugins.metrics.token_amount import get_tokenizer\n"
+        "with ThreadPoolExecutor(8) as ex:\n"
+        "    toks = list(ex.map(lambda _: get_tokenizer('auto', assistant_model='local/smollm2'), range(8)))\n"
+        "print(sorted({t.name for t in toks}), [t.note for t in toks if t.note])\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "['local/smollm2'] []"
