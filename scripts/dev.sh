@@ -54,15 +54,17 @@ browser() {
 
 demo() {
   setup
-  local out=${DEMO_OUT:-$ROOT/out/demo}
-  "$VENV/bin/collab-harness" plugins
-  "$VENV/bin/collab-harness" list tasks
-  if "$VENV/bin/collab-harness" run --help >/dev/null 2>&1; then
-    "$VENV/bin/collab-harness" run --task math-chat --limit 3 --max-exchanges 2 --out "$out/math-chat" --resume
-    "$VENV/bin/collab-harness" leaderboard "$out/math-chat" --out "$out/leaderboard"
-    "$VENV/bin/collab-harness" view "$out/math-chat" --out "$out/viewer.html"
-    log "leaderboard: $out/leaderboard/index.html  viewer: $out/viewer.html"
-  fi
+  local out=${DEMO_OUT:-$ROOT/runs/demo}
+  local ch="$VENV/bin/collab-harness"
+  "$ch" plugins
+  "$ch" list tasks
+  # A small offline benchmark on the embedded defaults: local/smollm2 assistant, shard-user simulator, the offline
+  # "rules" judge. --resume makes a second call finish (or reuse) the same run instead of starting over.
+  "$ch" run --task math-chat --limit 3 --max-exchanges 2 --out "$out/math-chat" --resume
+  "$ch" leaderboard "$out/math-chat" --out "$out/board"
+  "$ch" view "$out/math-chat" --out "$out/board/conversations.html"
+  log "leaderboard: $out/board/index.html (Markdown: $out/board/README.md)"
+  log "conversations: $out/board/conversations.html"
 }
 
 tests() {
