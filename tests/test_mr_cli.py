@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from collab_harness.cli._common import parse_weights
 from collab_harness.cli.main import main
-from collab_harness.cli.mr_cmd import parse_weights
 from collab_harness.errors import ConfigError
 from collab_harness.prompts import EXTRACTION_NONE
 

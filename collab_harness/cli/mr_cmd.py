@@ -24,25 +24,7 @@ from typing import Any
 import click
 
 from ..errors import CollabHarnessError, ConfigError
-from ._common import env, state
-
-
-def parse_weights(text: str | None) -> dict[str, float] | None:
-    """``"bleu=1,interactivity=0.5"`` -> ``{"bleu": 1.0, "interactivity": 0.5}``."""
-    if not text:
-        return None
-    out: dict[str, float] = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        name, sep, val = part.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(f"--weights: expected name=value pairs separated by commas, got {part!r}")
-        try:
-            out[name.strip()] = float(val)
-        except ValueError:
-            raise ConfigError(f"--weights: {val.strip()!r} is not a number (in {part.strip()!r})") from None
-    return out
+from ._common import env, parse_weights, state
 
 
 def read_rows(path: str, task: Any) -> list[dict[str, Any]]:

@@ -17,23 +17,7 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError
-from ._common import echo_json, env, state
-
-
-def _parse_weights(text: str | None) -> dict[str, float] | None:
-    if not text:
-        return None
-    out: dict[str, float] = {}
-    for part in text.split(","):
-        name, sep, val = part.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(f"--weights: expected name=value pairs separated by commas, got {part!r}")
-        try:
-            out[name.strip()] = float(val)
-        except ValueError:
-            raise ConfigError(f"--weights: {val!r} is not a number (in {part!r})") from None
-    return out
+from ._common import echo_json, env, parse_weights, state
 
 
 def default_out(task: str, assistant: str, seed: int) -> str:
@@ -148,7 +132,7 @@ def run(config_path: str | None, resume: bool, progress: bool, as_json: bool, **
 
     if opts.get("metrics") is not None:
         opts["metrics"] = [m.strip() for m in str(opts["metrics"]).split(",") if m.strip()]
-    opts["weights"] = _parse_weights(opts.get("weights"))
+    opts["weights"] = parse_weights(opts.get("weights"))
     out = opts.pop("out")
     overrides = {k: v for k, v in opts.items() if v is not None}
     if config_path:
