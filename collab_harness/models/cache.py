@@ -84,15 +84,20 @@ class ResponseCache:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            from filelock import FileLock
+
             conn = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=60000")
-            conn.execute("PRAGMA journal_mode=WAL")
+            # Switching to WAL ignores the busy timeout: two processes opening a new cache at once got an instant
+            # "database is locked" (seen in CI). Set-up is serialised across processes; use after it is not.
+            with FileLock(str(self.path) + ".lock", timeout=120):
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS responses ("
+                    " key TEXT PRIMARY KEY, model TEXT NOT NULL, value TEXT NOT NULL, created REAL NOT NULL)"
+                )
+                conn.commit()
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS responses ("
-                " key TEXT PRIMARY KEY, model TEXT NOT NULL, value TEXT NOT NULL, created REAL NOT NULL)"
-            )
-            conn.commit()
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
