@@ -256,19 +256,12 @@ async def score_conversation(
 
 
 def _count_forward_tokens(conversation: Conversation, forward_start: int, assistant_model: str, parity: bool) -> float:
-    """T for the paper form when no ``token_amount`` score is available: the built-in tokenizer resolution if the
-    built-in plugins are installed, else tiktoken ``cl100k_base``."""
+    """T for the paper form when no ``token_amount`` score is available, counted like ``token_amount`` counts."""
+    from .models.tokens import get_tokenizer
+
     texts = [m.content for m in conversation.messages[forward_start:] if m.role in ("user", "assistant")]
-    try:
-        from collab_harness_plugins.metrics.token_amount import get_tokenizer
-
-        tok = get_tokenizer("auto", assistant_model=assistant_model, parity=parity)
-        return float(sum(tok.count(t) for t in texts))
-    except ImportError:
-        import tiktoken
-
-        enc = tiktoken.get_encoding("cl100k_base")
-        return float(sum(len(enc.encode(t, disallowed_special=())) for t in texts))
+    tok = get_tokenizer("auto", assistant_model=assistant_model, parity=parity)
+    return float(sum(tok.count(t) for t in texts))
 
 
 def combine_scores(
