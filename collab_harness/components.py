@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .errors import ConfigError
+from .errors import ConfigError, validation_summary
 from .models.protocol import ModelClient
 from .types import Conversation, Example, Score, TaskInfo, UserTurn
 
@@ -68,7 +68,9 @@ class Component(ABC):
             try:
                 self.options = self.Options.model_validate(data)
             except ValidationError as e:
-                raise ConfigError(f"invalid options for {self.kind} {self.name!r}: {_one_line(e)}") from e
+                raise ConfigError(
+                    f"invalid options for {self.kind} {self.name!r}: {validation_summary(e.errors(), root='(options)')}"
+                ) from e
 
     def describe(self) -> dict[str, Any]:
         """Identity and options, as recorded in run manifests."""
@@ -81,12 +83,6 @@ class Component(ABC):
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.name} {self.options.model_dump()}>"
-
-
-def _one_line(e: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}" for err in e.errors()
-    )
 
 
 # --------------------------------------------------------------------------------------------------------- tasks

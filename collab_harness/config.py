@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .components import Component, Judge, Metric, Task, TrainerBackend, UserSimulator
-from .errors import ConfigError
+from .errors import ConfigError, validation_summary
 from .plugins import PluginHost
 
 __all__ = [
@@ -121,9 +121,7 @@ def make_config(data: Mapping[str, Any], *, source: str = "options") -> RunConfi
     try:
         return RunConfig.model_validate(dict(data))
     except ValidationError as e:
-        errs = "; ".join(
-            f"{'.'.join(str(x) for x in err['loc']) or '(top)'}: {err['msg']}" for err in e.errors()
-        )
+        errs = validation_summary(e.errors(), root="(top)")
         raise ConfigError(f"invalid configuration in {source}: {errs}") from e
 
 

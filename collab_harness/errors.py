@@ -6,8 +6,9 @@ and exits non-zero. Anything else is a bug and gets a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from difflib import get_close_matches
+from typing import Any
 
 __all__ = [
     "CollabHarnessError",
@@ -18,7 +19,15 @@ __all__ = [
     "ModelError",
     "PluginError",
     "PrerequisiteError",
+    "validation_summary",
 ]
+
+
+def validation_summary(errors: Iterable[Mapping[str, Any]], *, root: str = "(root)", limit: int | None = None) -> str:
+    """pydantic's ``ValidationError.errors()`` as one line: ``field.path: message; ...`` (``root`` names an error
+    at the top level). One line because CLI errors and messages fed back to a model are one line."""
+    items = list(errors)[:limit] if limit is not None else list(errors)
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or root}: {e['msg']}" for e in items)
 
 
 class CollabHarnessError(Exception):

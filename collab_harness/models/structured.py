@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import ModelError
+from ..errors import ModelError, validation_summary
 from ._provider import provider_name
 from .protocol import ChatMessages, GenerationParams, StructuredResult, Usage
 
@@ -108,8 +108,7 @@ def parse_structured(schema: type[T], raw: str) -> tuple[T | None, str | None]:
             return schema.model_validate(data), None
         except (ValidationError, KeyError, IndexError, TypeError, ValueError) as exc2:
             errors = exc2.errors() if isinstance(exc2, ValidationError) else errors
-    msgs = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors[:5]]
-    return None, "; ".join(msgs)
+    return None, validation_summary(errors, limit=5)
 
 
 def _add_usage(a: Usage, b: Usage) -> Usage:
