@@ -5,7 +5,8 @@ the hub's splits map to ours (SPEC §3). The loading logic lives here once.
 
 Sources (option ``source``):
 - ``local``: ``data`` is a JSONL or parquet file, either in the hub's schema or in our own example schema (keys
-  ``id``, ``prompt``, ...). Records with a ``split`` field are grouped by it; otherwise every split is the whole file.
+  ``id``, ``prompt``, ...). Records with a ``split`` field are grouped by it; otherwise every split is the whole file,
+  or, for tasks with ``partition_local_files``, the file is partitioned like the hub data.
 - ``hub``: ``datasets.load_dataset(hub_id, ...)``, partitioned by :meth:`DatasetTask.hub_partition`.
 - ``sample``: the JSONL this project ships under ``plugins/tasks/data/`` (our own example schema with ``split``).
 - ``auto`` (default): ``local`` if ``data`` is set; else ``hub`` unless ``HF_HUB_OFFLINE`` is set or the hub
@@ -88,6 +89,9 @@ class DatasetTask(Task):
     #: File name of the shipped sample under ``plugins/tasks/data``.
     sample_file: ClassVar[str] = ""
     split_names: ClassVar[tuple[str, ...]] = ("train", "test")
+    #: Whether a local file in the hub's schema without a ``split`` field goes through :meth:`hub_partition`
+    #: (as the whole hub data would); otherwise every split is the whole file.
+    partition_local_files: ClassVar[bool] = False
 
     # ------------------------------------------------------------------------------------ task-specific parts
     def from_hub_record(self, record: Mapping[str, Any], index: int) -> Example:
@@ -134,6 +138,10 @@ class DatasetTask(Task):
             records = read_records(opts.data)
             if records and set(records[0]) >= _EXAMPLE_KEYS:
                 return self._group_native(records, str(opts.data))
+            if self.partition_local_files and not all("split" in r for r in records):
+                # A local copy of the hub data: the same filtering and seeded split as the hub itself.
+                parts = self.hub_partition({"train": records})
+                return {s: [self.from_hub_record(r, i) for i, r in enumerate(rs)] for s, rs in parts.items()}
             grouped = self._group_by_split(records)
             return {s: [self.from_hub_record(r, i) for i, r in enumerate(rs)] for s, rs in grouped.items()}
         if source == "hub":

@@ -35,7 +35,7 @@ from collab_harness.components import ComponentOptions, TaskOptions
 from collab_harness.errors import ConfigError
 from collab_harness.types import Conversation, Example
 
-from ._common import DatasetTask, read_records
+from ._common import DatasetTask
 
 __all__ = ["DocChatOptions", "DocChatTask", "approx_tokens", "extract_document", "make_shards"]
 
@@ -186,6 +186,8 @@ class DocChatTask(DatasetTask):
     Options: ClassVar[type[ComponentOptions]] = DocChatOptions
 
     hub_id: ClassVar[str] = "Kamaljp/medium_articles"
+    #: A local copy of the Medium data gets the same recency window, token filter and split as the hub.
+    partition_local_files: ClassVar[bool] = True
     sample_file: ClassVar[str] = "doc_chat.jsonl"
 
     # ------------------------------------------------------------------------------------------------ data
@@ -209,16 +211,6 @@ class DocChatTask(DatasetTask):
         test_idx = sorted(order[:n_test])
         train_idx = sorted(order[n_test:])
         return {"train": [kept[i] for i in train_idx], "test": [kept[i] for i in test_idx]}
-
-    def _load_all(self, source: str) -> dict[str, list[Example]]:
-        # A local file in the hub schema (no `split`, no `id`/`prompt`) gets the same filter and split as the hub.
-        opts: Any = self.options
-        if source == "local":
-            records = read_records(opts.data)
-            if records and not {"id", "prompt"} <= set(records[0]) and not all("split" in r for r in records):
-                parts = self.hub_partition({"train": records})
-                return {s: [self.from_hub_record(r, i) for i, r in enumerate(rs)] for s, rs in parts.items()}
-        return super()._load_all(source)
 
     def from_hub_record(self, record: Mapping[str, Any], index: int) -> Example:
         title = str(record.get("title") or "").strip()
