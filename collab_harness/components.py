@@ -7,7 +7,6 @@ Heavy imports (torch, transformers, trl, bigcodebench) belong inside methods, ne
 
 from __future__ import annotations
 
-import asyncio
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ConfigError, validation_summary
+from .executors import run_blocking
 from .models.protocol import ModelClient
 from .types import Conversation, Example, Score, TaskInfo, UserTurn
 
@@ -28,6 +28,7 @@ __all__ = [
     "ComponentOptions",
     "Judge",
     "Metric",
+    "ScorerRole",
     "ScoringContext",
     "SimulationContext",
     "Task",
@@ -35,6 +36,7 @@ __all__ = [
     "TrainResult",
     "TrainerBackend",
     "UserSimulator",
+    "ValueKind",
 ]
 
 DEFAULT_TERMINATION_SIGNAL = "[[TERMINATE CHAT]]"
@@ -137,10 +139,19 @@ class Task(Component):
             return [str(s) for s in shards]
         return [example.prompt]
 
+    #: Named executor (:mod:`collab_harness.executors`) that :meth:`check_success` runs on: "sandbox" for tasks
+    #: whose check executes code, else "metrics".
+    check_success_executor: ClassVar[str] = "metrics"
+
     def check_success(self, example: Example, answer: str) -> bool | None:
         """Whether ``answer`` (an assistant message or extracted artefact) meets the goal; None if the task cannot
-        tell cheaply. Used by ``shard-user`` to decide when it is satisfied."""
+        tell cheaply. Used by ``shard-user`` to decide when it is satisfied. Blocking: callers on the event loop use
+        :meth:`acheck_success`."""
         return None
+
+    async def acheck_success(self, example: Example, answer: str) -> bool | None:
+        """:meth:`check_success` on its executor, off the event loop (a code task's check runs a sandbox)."""
+        return await run_blocking(self.check_success_executor, self.check_success, example, answer)
 
     def extraction_requirement(self, example: Example) -> str | None:
         """Extra instruction for artefact extraction (e.g. "code must start with this signature")."""
@@ -193,12 +204,39 @@ class ScoringContext:
         return self.conversation.model_copy(update={"messages": self.conversation.messages[self.forward_start :]})
 
 
+ScorerRole = Literal["task", "interaction", "efficiency", "other"]
+ValueKind = Literal["proportion", "bounded", "unbounded"]
+
+
 class _Scorer(Component):
     #: Inclusive range every successful primary value lies in.
     value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     higher_is_better: ClassVar[bool] = True
     #: Whether this scorer reads ``ScoringContext.artefact`` (so MR extracts it first).
     needs_artefact: ClassVar[bool] = False
+    #: What the score measures, so the core never needs a scorer's name: ``task`` (did the user reach the goal:
+    #: BLEU, accuracy, pass rate; the board's task column), ``interaction`` (how the assistant collaborated: the
+    #: interactivity judge; R_judge of the paper form), ``efficiency`` (cost to the user: token counts; its
+    #: ``values["assistant_tokens"]`` / ``values["total_tokens"]`` are the paper form's T), ``other``.
+    role: ClassVar[ScorerRole] = "task"
+    #: The nature of the primary value, which decides its confidence interval: ``proportion`` (every value is 0 or
+    #: 1: Wilson interval), ``bounded`` (inside ``value_range``: seeded bootstrap that stays in range),
+    #: ``unbounded`` (counts: Student-t). None: ``bounded`` when ``value_range`` is finite, else ``unbounded``.
+    value_kind: ClassVar[ValueKind | None] = None
+
+    def describe(self) -> dict[str, Any]:
+        lo, hi = self.value_range  # an instance may narrow or widen it (parity mode)
+        rng = [lo if abs(lo) != float("inf") else None, hi if abs(hi) != float("inf") else None]
+        kind = self.value_kind or ("bounded" if None not in rng else "unbounded")
+        return {**super().describe(), "role": self.role, "value_kind": kind,
+                "value_range": rng if None not in rng else None, "higher_is_better": self.higher_is_better}
+
+    @classmethod
+    def resolved_value_kind(cls) -> ValueKind:
+        if cls.value_kind is not None:
+            return cls.value_kind
+        lo, hi = cls.value_range
+        return "bounded" if (lo > float("-inf") and hi < float("inf")) else "unbounded"
 
     @abstractmethod
     async def score(self, ctx: ScoringContext) -> Score:
@@ -212,21 +250,27 @@ class _Scorer(Component):
 
 
 class Metric(_Scorer):
-    """A programmatic metric. Implement :meth:`compute` (sync, may be CPU-heavy: it runs in a worker thread)."""
+    """A programmatic metric. Implement :meth:`compute` (sync, may be CPU-heavy: it runs on the named executor
+    :attr:`executor`, never on the event loop)."""
 
     kind: ClassVar[Kind] = "metric"
+    #: Named executor (:mod:`collab_harness.executors`) :meth:`compute` runs on ("sandbox" for code execution).
+    executor: ClassVar[str] = "metrics"
 
     @abstractmethod
     def compute(self, ctx: ScoringContext) -> Score: ...
 
     async def score(self, ctx: ScoringContext) -> Score:
-        return self.check_range(await asyncio.to_thread(self.compute, ctx))
+        return self.check_range(await run_blocking(self.executor, self.compute, ctx))
 
 
 class Judge(_Scorer):
     """An LLM (or offline rule) that scores a conversation on a rubric. Uses ``ctx.client``."""
 
     kind: ClassVar[Kind] = "judge"
+    #: Whether the judge has an offline mode: with the run's judge set to ``rules`` (no model), it scores with a
+    #: documented deterministic rubric instead of calling a model. A judge without one cannot run offline.
+    offline: ClassVar[bool] = False
 
 
 # -------------------------------------------------------------------------------------------------- simulators
@@ -261,6 +305,9 @@ class UserSimulator(Component):
     """Plays the human: knows the goal, reveals it lazily, ends with the termination signal."""
 
     kind: ClassVar[Kind] = "simulator"
+    #: Whether a model string given as the user (``--user openai/gpt-4o``) means this simulator played by that
+    #: model (set on exactly one installed simulator; its ``model`` option receives the string).
+    plays_model_strings: ClassVar[bool] = False
 
     @abstractmethod
     async def respond(self, ctx: SimulationContext) -> UserTurn:

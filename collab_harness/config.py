@@ -6,13 +6,14 @@ calling a model; ``collab-harness validate`` is exactly that.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .components import Component, Judge, Metric, Task, TrainerBackend, UserSimulator
 from .errors import ConfigError, validation_summary
@@ -21,8 +22,10 @@ from .plugins import PluginHost
 __all__ = [
     "DEFAULT_LOCAL_MODEL",
     "OFFLINE_JUDGE",
+    "OPERATIONAL_FIELDS",
     "BuiltRun",
     "ComponentRef",
+    "MRSettings",
     "RunConfig",
     "build_components",
     "check_model_string",
@@ -54,32 +57,107 @@ class ComponentRef(_Strict):
         return v
 
 
+class MRSettings(_Strict):
+    """How MR is computed (``mr`` and ``synth``; an evaluation is MR with window 0 and one sample)."""
+
+    #: Futures S per candidate.
+    samples: int = Field(3, ge=1)
+    #: Window W in exchanges (a user message and the assistant's reply) after the candidate; 0 scores h + r.
+    window: int = Field(2, ge=0)
+    form: Literal["weighted", "paper"] = "weighted"
+    #: λ of the paper form; None = the task's.
+    penalty_lambda: float | None = Field(None, ge=0.0)
+    #: T of the paper form: the assistant's tokens in the forward part (the reference's count) or all tokens.
+    token_count: Literal["assistant", "all"] = "assistant"
+    #: Assistant prompt variant in the futures.
+    variant: Literal["plain", "proactive"] = "plain"
+    #: Assistant temperature in the futures.
+    temperature: float = Field(0.7, ge=0.0)
+    extraction: Literal["auto", "llm", "rule"] = "auto"
+    extraction_max_tokens: int = Field(1024, ge=1)
+    #: Successful futures MR needs (None = all S); fewer is a recorded failure, never a mean over survivors.
+    min_futures: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _min_futures(self) -> MRSettings:
+        if self.min_futures is not None and self.min_futures > self.samples:
+            raise ValueError(f"min_futures ({self.min_futures}) cannot exceed samples ({self.samples})")
+        return self
+
+
+def _bases(v: Any) -> Any:
+    if v is None or v == "" or v == []:
+        return None
+    if isinstance(v, str):
+        v = [b.strip() for b in v.split(",") if b.strip()]
+    return v
+
+
 class RunConfig(_Strict):
-    """Options of ``run`` / ``mr`` / ``synth``. Each has a CLI flag and an env var ``COLLAB_HARNESS_<OPTION>``."""
+    """Options of ``run`` / ``mr`` / ``synth``: one settings tree for YAML files, the CLI and Python. Each option has
+    a CLI flag and an env var ``COLLAB_HARNESS_<OPTION>``. Everything but :data:`OPERATIONAL_FIELDS` decides the
+    records, so a resume with any of it changed is refused, naming the setting."""
 
     task: ComponentRef
     split: str = "test"
     limit: int | None = Field(default=None, ge=1)
     seed: int = 0
     out: str | None = None
+    #: Board label of the run (default: derived from the assistant and its system prompt).
+    label: str | None = None
     assistant: str = DEFAULT_LOCAL_MODEL
     assistant_system_prompt: str | None = None
-    #: A simulator name (``shard-user``, ``llm-user``), or a model string meaning ``llm-user`` played by that model.
+    #: A simulator name (``shard-user``, ``llm-user``), or a model string meaning the simulator that plays model
+    #: strings (``llm-user``) played by that model.
     user: ComponentRef = ComponentRef(name="shard-user")
     #: Model for LLM judges and artefact extraction, or "rules" for the offline judge (rule-based extraction too).
     judge: str = OFFLINE_JUDGE
+    #: OpenAI-compatible endpoint(s) per role (vLLM, llama.cpp's server, TGI ...); several = replicas behind
+    #: litellm's Router. A comma-separated string or a list.
+    assistant_api_base: list[str] | None = None
+    user_api_base: list[str] | None = None
+    judge_api_base: list[str] | None = None
     #: Metrics and judges to score with; None = the task's defaults.
     metrics: list[ComponentRef] | None = None
     #: Weights in the MR sum (component name -> weight); None = the task's defaults, 1.0 for extra metrics.
     weights: dict[str, float] | None = None
-    max_exchanges: int = Field(default=7, ge=0)
+    max_exchanges: int = Field(default=7, ge=1)
     max_tokens: int = Field(default=256, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)
+    mr: MRSettings = Field(default_factory=MRSettings)
+    parity: bool = False
+    # -- operational: how the run is carried out, not what it computes --------------------------------------
     concurrency: int = Field(default=8, ge=1)
     cache: bool = True
     fail_on_error: float | None = Field(default=None, ge=0)
     retry_on_error: int = Field(default=0, ge=0)
-    parity: bool = False
+    #: Seconds per model-call attempt (API and scripted models; local models have their own bound).
+    timeout: float = Field(default=120.0, gt=0)
+    #: Seconds one item (example, row) may take in all, retries of its model calls included; None = no budget.
+    sample_timeout: float | None = Field(default=None, gt=0)
+    #: Named executor limits, e.g. {sandbox: 4, metrics: 2, io: 4} (see collab_harness.executors).
+    executors: dict[str, int] | None = None
+    #: torch threads of local generation (None: torch's own choice).
+    local_threads: int | None = Field(default=None, ge=1)
+
+    _norm_bases = field_validator("assistant_api_base", "user_api_base", "judge_api_base", mode="before")(
+        classmethod(lambda cls, v: _bases(v)))
+
+    @field_validator("weights")
+    @classmethod
+    def _finite_weights(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        for name, w in (v or {}).items():
+            if not math.isfinite(w):
+                raise ValueError(f"weight of {name!r} must be a finite number, got {w}")
+        return v
+
+    @field_validator("executors")
+    @classmethod
+    def _executor_limits(cls, v: dict[str, int] | None) -> dict[str, int] | None:
+        for name, n in (v or {}).items():
+            if n < 1:
+                raise ValueError(f"executor {name!r}: limit must be >= 1, got {n}")
+        return v
 
     @model_validator(mode="after")
     def _check_models(self) -> RunConfig:
@@ -89,6 +167,37 @@ class RunConfig(_Strict):
         if "/" in self.user.name:
             check_model_string(self.user.name, "user")
         return self
+
+    def user_model(self) -> str | None:
+        return self.user.name if "/" in self.user.name else None
+
+    def endpoints(self) -> dict[str, list[str]]:
+        """Model string -> api bases, from the per-role settings (one model with two sets of bases is an error)."""
+        out: dict[str, list[str]] = {}
+        for role, model, bases in (("assistant", self.assistant, self.assistant_api_base),
+                                   ("user", self.user_model(), self.user_api_base),
+                                   ("judge", None if self.judge == OFFLINE_JUDGE else self.judge, self.judge_api_base)):
+            if not bases:
+                continue
+            if model is None:
+                raise ConfigError(f"{role}_api_base is set but the {role} is not a model string")
+            if model.split("/", 1)[0] in ("local", "scripted"):
+                raise ConfigError(f"{role}_api_base is set but {model!r} runs in-process; serve the model with an "
+                                  "OpenAI-compatible server and name it e.g. hosted_vllm/NAME or openai/NAME")
+            if model in out and sorted(out[model]) != sorted(bases):
+                raise ConfigError(f"model {model!r} is given two different api bases (by {role} and another role); "
+                                  "use one set of endpoints per model string")
+            out[model] = list(bases)
+        return out
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that decide the records (everything but :data:`OPERATIONAL_FIELDS`), as JSON data."""
+        return {k: v for k, v in self.model_dump(mode="json").items() if k not in OPERATIONAL_FIELDS}
+
+
+#: Settings that change how a run is carried out but not what it computes: a resume may change them.
+OPERATIONAL_FIELDS = frozenset({"out", "label", "concurrency", "cache", "fail_on_error", "retry_on_error", "timeout",
+                                "sample_timeout", "executors", "local_threads"})
 
 
 def check_model_string(model: str, label: str = "model") -> str:
@@ -153,8 +262,14 @@ def build_components(host: PluginHost, config: RunConfig) -> BuiltRun:
     task = _build(host, "task", config.task)
     assert isinstance(task, Task)
     if "/" in config.user.name:
-        # A model string as --user means the LLM-prompted user played by that model.
-        sim = host.registry.create("simulator", "llm-user", {**config.user.options, "model": config.user.name})
+        # A model string as --user means the simulator that declares it plays model strings, with that model.
+        players = [n for n in host.registry.names("simulator")
+                   if getattr(host.registry.get("simulator", n).cls, "plays_model_strings", False)]
+        if len(players) != 1:
+            raise ConfigError(
+                f"--user {config.user.name!r} is a model string, but {len(players)} installed simulators play model "
+                f"strings ({', '.join(players) or 'none'}); name the simulator and give it the model as an option")
+        sim = host.registry.create("simulator", players[0], {**config.user.options, "model": config.user.name})
     else:
         sim = _build(host, "simulator", config.user)
     assert isinstance(sim, UserSimulator)
@@ -167,6 +282,9 @@ def build_components(host: PluginHost, config: RunConfig) -> BuiltRun:
             opts = dict(ref.options)
             judge_cls = host.registry.get("judge", ref.name).cls
             if "model" in judge_cls.Options.model_fields and "model" not in opts:
+                if config.judge == OFFLINE_JUDGE and not getattr(judge_cls, "offline", False):
+                    raise ConfigError(f"judge {ref.name!r} has no offline mode; name a judge model with --judge MODEL "
+                                      "(or leave it out of --metrics)")
                 opts["model"] = config.judge
             c = host.registry.create("judge", ref.name, opts)
         else:

@@ -16,6 +16,7 @@ __all__ = [
     "ComponentNotFound",
     "ConfigError",
     "DuplicateComponent",
+    "FatalRunError",
     "ModelError",
     "PluginError",
     "PrerequisiteError",
@@ -98,9 +99,20 @@ class PrerequisiteError(CollabHarnessError):
 
 
 class ModelError(CollabHarnessError):
-    """A model call failed for good (after the retries it was allowed)."""
+    """A model call failed for good (after the retries it was allowed). ``fatal``: the failure is the run's
+    configuration (credentials, unknown model), so every call would fail alike and the run must stop at once;
+    ``category`` is how a recorded failure is classified (``auth``, ``timeout``, ``component``)."""
 
-    def __init__(self, model: str, message: str, *, transient: bool = False) -> None:
+    def __init__(self, model: str, message: str, *, transient: bool = False, fatal: bool = False,
+                 category: str | None = None) -> None:
+        from .scrub import scrub_text
+
         self.model = model
         self.transient = transient
-        super().__init__(f"model {model!r}: {message}")
+        self.fatal = fatal
+        self.category = category or ("auth" if fatal else "component")
+        super().__init__(scrub_text(f"model {model!r}: {message}"))
+
+
+class FatalRunError(CollabHarnessError):
+    """The run cannot go on (bad credentials, an unknown model ...): finished records are kept; fix and resume."""

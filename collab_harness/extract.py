@@ -150,7 +150,8 @@ class ExtractionMemo:
     """One extraction per key for the lifetime of the memo (an MR, a batch of MRs, a run).
 
     Concurrent callers of the same key await one shared task; a caller being cancelled does not cancel the
-    extraction the others wait for. Bound to the event loop it is first used in.
+    extraction the others wait for. Failed extractions are forgotten once their waiters have them, so a retried
+    sample extracts again. Bound to the event loop it is first used in.
     """
 
     def __init__(self) -> None:
@@ -175,7 +176,11 @@ class ExtractionMemo:
             self._tasks[key] = task
         else:
             self.hits += 1
-        return await asyncio.shield(task)
+        result = await asyncio.shield(task)
+        if result.failed and self._tasks.get(key) is task:
+            # A failed extraction (the call failed, the rule raised) is not remembered: a retry must try again.
+            del self._tasks[key]
+        return result
 
     async def extract(
         self,

@@ -8,21 +8,25 @@ average over the futures.
 Forms of the per-future reward:
 
 - ``"weighted"`` (default): ``R = Σ_k w_k · m_k`` over the primary values of the scorers with a non-zero weight;
-- ``"paper"``: ``R = R_task + R_judge − min(λ · T, 1)`` where ``R_task = Σ w_k m_k`` over the task metrics (scorers
-  that are neither judges nor ``token_amount``), ``R_judge = Σ w_k m_k`` over the judges (with the default weights of
-  1 this is exactly the paper's form), ``T`` = total tokens (assistant + user) of the forward part — from the
-  ``token_amount`` score when it ran, else counted with the assistant's tokenizer — and ``λ`` the task's
-  ``penalty_lambda`` unless configured. ``token_amount``'s weight is not used in this form: the penalty replaces it.
+- ``"paper"``: ``R = R_task + R_judge − min(λ · T, 1)`` where ``R_task = Σ w_k m_k`` over the scorers whose role is
+  ``task`` (BLEU, accuracy, pass rate ...), ``R_judge = Σ w_k m_k`` over the scorers whose role is ``interaction``
+  (the interactivity judge; with the default weights of 1 this is exactly the paper's form), ``T`` = the tokens the
+  assistant generated in the forward part (the candidate and the future's assistant turns, as the reference counts
+  them; ``token_count="all"`` adds the simulated user's) — from the ``efficiency``-role score (``token_amount``) when
+  it ran, else counted with the assistant's tokenizer — and ``λ`` the task's ``penalty_lambda`` unless configured.
+  Efficiency scorers' weights are not used in this form: the penalty replaces them.
 
-Failure policy (a failure is recorded, never a silent 0):
+Failure policy (a failure is recorded, never a silent 0, and never hidden in a mean over survivors):
 
 - A future whose simulation failed (simulator or assistant error) is kept with the failing component and is not
   scored.
-- A scorer that fails (``Score.failed``, or raises — converted to a failed score naming it) is excluded from that
-  metric's mean. The future's reward is computed only if every scorer the reward needs succeeded; otherwise the
-  future counts as failed, with the scorer named.
-- MR is the mean over the futures that succeeded; ``n_ok`` / ``n_total`` say how many. If none succeeded, ``mean``
-  is None and ``error`` is set (:meth:`MRResult.require` raises :class:`MRFailure`).
+- A scorer that fails (``Score.failed``, or raises — converted to a failed score naming it) fails the future's
+  reward when the reward needs it (non-zero weight), with the scorer named.
+- MR needs at least ``min_futures`` successful futures (default: all S). With fewer, MR itself is a recorded failure
+  (``mean`` None, ``error`` set; :meth:`MRResult.require` raises :class:`MRFailure`): averaging over the futures that
+  happened to succeed would bias MR whenever failures depend on the path a future took. ``per_metric`` means are
+  taken over exactly the futures behind the MR mean; ``per_metric_other`` over the futures outside it where the
+  scorer still succeeded.
 
 W = 0 scores ``h + r`` as is. Its futures would all be the same conversation, so ``S`` is forced to 1
 (``MRConfig.single_future_at_w0``; switch it off when a scorer is stochastic and you want several draws).
@@ -50,10 +54,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .components import DEFAULT_TERMINATION_SIGNAL, Judge, Metric, ScoringContext, Task, UserSimulator
-from .config import DEFAULT_LOCAL_MODEL
+from .config import DEFAULT_LOCAL_MODEL, MRSettings
 from .errors import CollabHarnessError, ConfigError
+from .executors import run_blocking
 from .extract import ExtractionMemo, ExtractionMode, ExtractionResult, conversation_hash
 from .models.protocol import GenerationParams, ModelClient
+from .records import ComponentFailure
 from .simulate import AssistantVariant, derive_seed, simulate
 from .types import Conversation, Example, Score
 
@@ -73,7 +79,9 @@ __all__ = [
 ]
 
 Scorer = Metric | Judge
-TOKEN_METRIC = "token_amount"
+
+#: Kept for callers of the first version: a future's failures are :class:`ComponentFailure` like every failure.
+FutureError = ComponentFailure
 
 
 class MRFailure(CollabHarnessError):
@@ -106,20 +114,28 @@ class MRConfig(_Frozen):
     parity: bool = False
     #: With W = 0 every future is the same conversation: score it once.
     single_future_at_w0: bool = True
+    #: Successful futures MR needs (None = all of them).
+    min_futures: int | None = Field(None, ge=1)
+    #: T of the paper form: assistant tokens of the forward part (default, as the reference) or all tokens.
+    token_count: Literal["assistant", "all"] = "assistant"
+
+    @classmethod
+    def from_settings(cls, s: MRSettings, *, weights: dict[str, float] | None = None,
+                      assistant_system_prompt: str | None = None, assistant_max_tokens: int = 256,
+                      extraction_model: str | None = DEFAULT_LOCAL_MODEL, parity: bool = False) -> MRConfig:
+        """The MR configuration of a run's settings tree (:class:`~collab_harness.config.MRSettings`)."""
+        return cls(samples=s.samples, window_exchanges=s.window, weights=weights, form=s.form,
+                   penalty_lambda=s.penalty_lambda, assistant_variant=s.variant,
+                   assistant_system_prompt=assistant_system_prompt, assistant_temperature=s.temperature,
+                   assistant_max_tokens=assistant_max_tokens, extraction=s.extraction,
+                   extraction_model=extraction_model, extraction_max_tokens=s.extraction_max_tokens, parity=parity,
+                   min_futures=s.min_futures, token_count=s.token_count)
 
     def assistant_params(self) -> GenerationParams:
         return GenerationParams(temperature=self.assistant_temperature, max_tokens=self.assistant_max_tokens)
 
     def extraction_params(self) -> GenerationParams:
         return GenerationParams(temperature=0.0, max_tokens=self.extraction_max_tokens)
-
-
-class FutureError(_Frozen):
-    """A component that failed in a future (``assistant``, ``user:<simulator>``, ``metric:<name>``,
-    ``judge:<name>``, ``extract``)."""
-
-    component: str
-    message: str
 
 
 class SampledFuture(_Frozen):
@@ -141,7 +157,7 @@ class SampledFuture(_Frozen):
     reward: float | None = None
     #: Paper form: ``task``, ``judge``, ``penalty``, ``tokens``; weighted form: ``w·m`` per scorer.
     reward_parts: dict[str, float] = Field(default_factory=dict)
-    errors: tuple[FutureError, ...] = ()
+    errors: tuple[ComponentFailure, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -149,16 +165,19 @@ class SampledFuture(_Frozen):
 
 
 class MRResult(_Frozen):
-    """MR of one candidate response: the mean reward over the futures that succeeded (``std``: their population
-    standard deviation), and everything behind it."""
+    """MR of one candidate response: the mean reward over its futures (``std``: their population standard deviation),
+    and everything behind it. ``mean`` is None (and ``error`` set) when fewer than ``min_futures`` succeeded."""
 
     mean: float | None
     std: float | None
     n_ok: int
     n_total: int
-    #: Mean primary value per scorer over the futures where it succeeded (None if it never did).
+    #: Mean primary value per scorer over the futures behind ``mean`` (None if there are none).
     per_metric: dict[str, float | None]
     per_metric_n: dict[str, int]
+    #: Mean per scorer over the other futures (those whose reward failed) where the scorer still succeeded.
+    per_metric_other: dict[str, float | None] = Field(default_factory=dict)
+    min_futures: int | None = None
     form: Literal["weighted", "paper"]
     weights: dict[str, float]
     penalty_lambda: float | None = None
@@ -182,6 +201,13 @@ class MRResult(_Frozen):
     def errors(self) -> list[str]:
         """Every recorded failure as ``future i: component: message``."""
         return [f"future {f.index}: {e.component}: {e.message}" for f in self.futures for e in f.errors]
+
+    def failures(self) -> list[ComponentFailure]:
+        """Every recorded failure of every future, plus MR's own when it has no value."""
+        out = [e for f in self.futures for e in f.errors]
+        if self.mean is None:
+            out.append(ComponentFailure(component="mr", message=self.error or "no MR"))
+        return out
 
 
 @dataclass(frozen=True)
@@ -255,11 +281,12 @@ async def score_conversation(
     return ScoredConversation(scores={s.name: r for s, r in zip(scorers, results, strict=True)}, extraction=ext)
 
 
-def _count_forward_tokens(conversation: Conversation, forward_start: int, assistant_model: str, parity: bool) -> float:
-    """T for the paper form when no ``token_amount`` score is available, counted like ``token_amount`` counts."""
+def _count_forward_tokens(conversation: Conversation, forward_start: int, assistant_model: str, parity: bool,
+                          roles: tuple[str, ...] = ("assistant",)) -> float:
+    """T for the paper form when no efficiency score is available, counted like ``token_amount`` counts."""
     from .models.tokens import get_tokenizer
 
-    texts = [m.content for m in conversation.messages[forward_start:] if m.role in ("user", "assistant")]
+    texts = [m.content for m in conversation.messages[forward_start:] if m.role in roles]
     tok = get_tokenizer("auto", assistant_model=assistant_model, parity=parity)
     return float(sum(tok.count(t) for t in texts))
 
@@ -271,25 +298,27 @@ def combine_scores(
     form: str,
     lam: float,
     tokens: float,
-) -> tuple[float | None, dict[str, float], list[FutureError]]:
+) -> tuple[float | None, dict[str, float], list[ComponentFailure]]:
     """The reward of one conversation from its scores (``form`` "weighted" or "paper"; ``lam`` and ``tokens`` are
     used by the paper form only). Returns (reward or None, parts, failures of the scorers the reward needs)."""
-    errors: list[FutureError] = []
+    errors: list[ComponentFailure] = []
     parts: dict[str, float] = {}
     task_sum = judge_sum = total = 0.0
     for s in scorers:
         w = weights.get(s.name, 0.0)
-        if form == "paper" and s.name == TOKEN_METRIC:
+        if form == "paper" and s.role == "efficiency":
             continue  # replaced by the penalty
         if w == 0.0:
             continue
         sc = scores[s.name]
         if not sc.ok or sc.value is None:
-            errors.append(FutureError(component=_label(s), message=sc.error or "no value"))
+            env = sc.details.get("failure") == "environment"
+            errors.append(ComponentFailure(component=_label(s), message=sc.error or "no value",
+                                           category="environment" if env else "component"))
             continue
         contribution = w * sc.value
         total += contribution
-        if isinstance(s, Judge):
+        if s.role == "interaction":
             judge_sum += contribution
         else:
             task_sum += contribution
@@ -350,7 +379,8 @@ async def multiturn_reward(
                 return SampledFuture(
                     index=s, seed=fseed, conversation=conv, forward_start=forward_start, exchanges=exchanges,
                     terminated=terminated,
-                    errors=tuple(FutureError(component=e.component, message=e.message) for e in sim.errors),
+                    errors=tuple(ComponentFailure(component=e.component, message=e.message, sample_id=example.id,
+                                                  category=e.category) for e in sim.errors),
                 )
         scored = await score_conversation(
             conv, example=example, task=task, scorers=scorers, client=client, memo=memo,
@@ -360,14 +390,16 @@ async def multiturn_reward(
 
         tokens = 0.0
         if cfg.form == "paper":
-            ta = scored.scores.get(TOKEN_METRIC)
-            if ta is not None and ta.ok and "total_tokens" in ta.values:
-                tokens = float(ta.values["total_tokens"])
+            key = "assistant_tokens" if cfg.token_count == "assistant" else "total_tokens"
+            eff = [sc for s in scorers if s.role == "efficiency" and (sc := scored.scores.get(s.name)) is not None
+                   and sc.ok and key in sc.values]
+            if eff:
+                tokens = float(eff[0].values[key])
             else:
                 # Counting may load a tokenizer: keep it off the event loop.
-                tokens = await asyncio.to_thread(
-                    _count_forward_tokens, conv, forward_start, assistant_model, cfg.parity
-                )
+                roles = ("assistant",) if cfg.token_count == "assistant" else ("user", "assistant")
+                tokens = await run_blocking("metrics", _count_forward_tokens, conv, forward_start, assistant_model,
+                                            cfg.parity, roles)
         reward, parts, errors = combine_scores(scored.scores, scorers, weights, cfg.form, lam, tokens)
         ext = scored.extraction
         return SampledFuture(
@@ -382,6 +414,11 @@ async def multiturn_reward(
                       samples=S)
 
 
+def required_futures(cfg: MRConfig, samples: int) -> int:
+    """How many successful futures MR needs: ``min_futures`` (at most S), default all S."""
+    return min(cfg.min_futures, samples) if cfg.min_futures is not None else samples
+
+
 def _aggregate(
     futures: Sequence[SampledFuture],
     *,
@@ -393,25 +430,35 @@ def _aggregate(
     seed: int,
     samples: int,
 ) -> MRResult:
-    rewards = [f.reward for f in futures if f.reward is not None]
-    per_metric: dict[str, float | None] = {}
-    per_metric_n: dict[str, int] = {}
-    for s in scorers:
-        vals = [
-            sc.value for f in futures if (sc := f.scores.get(s.name)) is not None and sc.ok and sc.value is not None
-        ]
-        per_metric[s.name] = statistics.fmean(vals) if vals else None
-        per_metric_n[s.name] = len(vals)
+    ok = [f for f in futures if f.reward is not None]
+    others = [f for f in futures if f.reward is None]
+    need = required_futures(cfg, samples)
+
+    def means(fs: Sequence[SampledFuture]) -> tuple[dict[str, float | None], dict[str, int]]:
+        m: dict[str, float | None] = {}
+        n: dict[str, int] = {}
+        for s in scorers:
+            vals = [sc.value for f in fs if (sc := f.scores.get(s.name)) is not None and sc.ok and sc.value is not None]
+            m[s.name] = statistics.fmean(vals) if vals else None
+            n[s.name] = len(vals)
+        return m, n
+
+    per_metric, per_metric_n = means(ok)
+    per_other, _ = means(others)
     error = None
-    if not rewards:
+    mean = std = None
+    if len(ok) < need:
         first = [f"future {f.index}: {e.component}: {e.message}" for f in futures for e in f.errors][:3]
-        error = f"no future succeeded (0/{len(futures)})" + (": " + "; ".join(first) if first else "")
-    mean = statistics.fmean(rewards) if rewards else None
-    std = statistics.pstdev(rewards) if rewards else None
-    if mean is not None and not math.isfinite(mean):
-        mean, std, error = None, None, f"non-finite reward {mean}"
+        error = (f"{len(ok)}/{len(futures)} futures succeeded, {need} needed (min_futures)"
+                 + (": " + "; ".join(first) if first else ""))
+    else:
+        rewards = [float(f.reward) for f in ok if f.reward is not None]
+        mean, std = statistics.fmean(rewards), statistics.pstdev(rewards)
+        if not math.isfinite(mean):
+            mean, std, error = None, None, f"non-finite reward {mean}"
     return MRResult(
-        mean=mean, std=std, n_ok=len(rewards), n_total=len(futures), per_metric=per_metric, per_metric_n=per_metric_n,
+        mean=mean, std=std, n_ok=len(ok), n_total=len(futures), per_metric=per_metric, per_metric_n=per_metric_n,
+        per_metric_other=per_other, min_futures=need,
         form=cfg.form, weights=weights, penalty_lambda=lam if cfg.form == "paper" else None, samples=samples,
         window_exchanges=cfg.window_exchanges, seed=seed, candidate=candidate, futures=tuple(futures), error=error,
     )

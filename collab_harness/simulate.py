@@ -62,6 +62,8 @@ class SimulationError:
     message: str
     #: Index the message would have had in the conversation.
     at_message: int
+    #: How the failure is classified in records (``component``, ``timeout``, ``auth``, ``environment``).
+    category: str = "component"
 
     def __str__(self) -> str:
         return f"{self.component}: {self.message}"
@@ -111,6 +113,11 @@ def assistant_messages(
         out.append({"role": "system", "content": "\n\n".join(system_parts)})
     out += [m.as_dict() for m in conversation.messages if m.role != "system"]
     return out
+
+
+def _category(exc: BaseException) -> str:
+    cat = getattr(exc, "category", None)
+    return cat if cat in ("component", "timeout", "auth", "environment") else "component"
 
 
 def _last_turn_role(conversation: Conversation) -> str | None:
@@ -165,7 +172,8 @@ async def simulate(
             try:
                 turn = await simulator.respond(ctx)
             except Exception as e:  # a failing simulator ends this simulation, recorded with its name
-                errors.append(SimulationError(user_component, f"{type(e).__name__}: {e}", len(conv)))
+                errors.append(SimulationError(user_component, f"{type(e).__name__}: {e}", len(conv),
+                                              _category(e)))
                 break
             conv = conv.append("user", turn.message)
             users += 1
@@ -184,7 +192,7 @@ async def simulate(
                 component="assistant",
             )
         except Exception as e:  # the model layer already retried; record and stop
-            errors.append(SimulationError("assistant", f"{type(e).__name__}: {e}", at))
+            errors.append(SimulationError("assistant", f"{type(e).__name__}: {e}", at, _category(e)))
             break
         conv = conv.append("assistant", completion.text)
         assistants += 1

@@ -17,7 +17,7 @@ from evaluate_scripts import assistant_reply, judge_reply
 
 from collab_harness import build_plugin_manager
 from collab_harness.config import make_config
-from collab_harness.evaluate import evaluate
+from collab_harness.evaluation import run_evaluation as evaluate
 from collab_harness.models.scripted import register_script, unregister_script
 from collab_harness.report.leaderboard import write_leaderboard
 from collab_harness.report.viewer import write_viewer

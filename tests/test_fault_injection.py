@@ -17,10 +17,22 @@ from evaluate_scripts import assistant_reply
 
 from collab_harness import build_plugin_manager
 from collab_harness.config import make_config
-from collab_harness.evaluate import FailOnErrorStop, evaluate, recompute_results
+from collab_harness.engine import FailOnErrorStop
+from collab_harness.evaluation import recompute_results, run_evaluation, sample_seed
 from collab_harness.models.client import Client
 from collab_harness.models.scripted import register_script, script_stats, unregister_script
-from collab_harness.rundir import read_samples
+from collab_harness.rundir import read_records
+
+
+def read_samples(path: Path) -> Any:
+    """The records as JSON dicts (what a reader of the file sees)."""
+    log = read_records(path)
+
+    class _Log:
+        records = [r.model_dump(mode="json") for r in log.records]
+        duplicates = log.duplicates
+
+    return _Log()
 
 KNOWN_COMPONENTS = {"assistant", "user:shard-user", "judge:interactivity", "metric:math_accuracy",
                     "metric:token_amount", "extract"}
@@ -58,8 +70,9 @@ def test_faulty_providers_every_failure_recorded_never_a_silent_zero(tmp_path: P
     host = build_plugin_manager(strict=False, block=[])
     cfg = make_config({"task": "math-chat", "limit": 20, "assistant": a, "judge": j, "max_exchanges": 2,
                        "concurrency": 4})
-    summary = evaluate(cfg, host, tmp_path / "run", client=_client())
+    summary = run_evaluation(cfg, host, tmp_path / "run", client=_client())
     assert summary.n_done == 20 and summary.stopped is None
+    assert summary.status == "error"  # failed samples and no --fail-on-error allowance: the run says so
 
     stats_a, stats_j = script_stats(a), script_stats(j)
     injected = sum(stats_a.faults.values()) + sum(stats_j.faults.values())
@@ -88,12 +101,12 @@ def test_faulty_providers_every_failure_recorded_never_a_silent_zero(tmp_path: P
     # Malformed judge output is retried inside the judge, so not every fault becomes a sample error.
     assert 0 < n_errors <= injected
     res = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert res == recompute_results(tmp_path / "run")
+    assert res == recompute_results(tmp_path / "run").model_dump(mode="json")
     for name in ("math_accuracy", "interactivity", "token_amount"):
         m = res["metrics"][name]
         assert m["n"] + m["n_failed"] == 20, (name, m)
     assert sum(res["errors_by_component"].values()) == n_errors
-    assert res["n_samples_with_errors"] == sum(1 for r in log.records if r["errors"])
+    assert res["n_failed"] == sum(1 for r in log.records if r["errors"])
 
 
 def test_retry_on_error_retries_and_keeps_earlier_errors(tmp_path: Path, faulty: tuple[str, str]) -> None:
@@ -101,14 +114,18 @@ def test_retry_on_error_retries_and_keeps_earlier_errors(tmp_path: Path, faulty:
     host = build_plugin_manager(strict=False, block=[])
     cfg = make_config({"task": "math-chat", "limit": 12, "assistant": a, "judge": j, "max_exchanges": 2,
                        "retry_on_error": 4})
-    evaluate(cfg, host, tmp_path / "run", client=_client())
+    run_evaluation(cfg, host, tmp_path / "run", client=_client())
     recs = read_samples(tmp_path / "run" / "samples.jsonl").records
     retried = [r for r in recs if r["attempt"] > 1]
     assert retried, "with these fault rates some sample must have needed a retry"
     for r in retried:
-        assert r["errors"] and min(e["attempt"] for e in r["errors"]) == 1
-        assert all(e["attempt"] <= r["attempt"] for e in r["errors"])
-    recovered = [r for r in retried if all(e["attempt"] < r["attempt"] for e in r["errors"])]
+        # Earlier attempts' failures are kept apart from the final attempt's.
+        assert r["retried"] and min(e["attempt"] for e in r["retried"]) == 1
+        assert all(e["attempt"] < r["attempt"] for e in r["retried"])
+        assert all(e["attempt"] == r["attempt"] for e in r["errors"])
+        # A retry draws a fresh seed: it is not the cached failure served again.
+        assert r["seed"] != sample_seed(cfg.seed, r["example_id"], 1)
+    recovered = [r for r in retried if not r["errors"]]
     assert recovered and all(r["reward"] is not None for r in recovered)
 
 
@@ -120,16 +137,16 @@ def test_fail_on_error_stops_the_run_and_resume_continues(tmp_path: Path) -> Non
         cfg = make_config({"task": "math-chat", "limit": 10, "assistant": broken, "judge": judge,
                            "max_exchanges": 1, "fail_on_error": 3, "concurrency": 1})
         with pytest.raises(FailOnErrorStop, match="fail_on_error reached: 3 failed"):
-            evaluate(cfg, host, tmp_path / "run", client=_client())
+            run_evaluation(cfg, host, tmp_path / "run", client=_client())
         recs = read_samples(tmp_path / "run" / "samples.jsonl").records
         assert len(recs) == 3 and all(r["errors"][0]["component"] == "assistant" for r in recs)
         assert "injected authentication error" in recs[0]["errors"][0]["message"]
         res = json.loads((tmp_path / "run" / "results.json").read_text())
-        assert res["stopped"].startswith("fail_on_error") and res["complete"] is False
+        assert res["stopped"].startswith("fail_on_error") and res["complete"] is False and res["status"] == "error"
         # Proportion form: 0.5 of 10 examples = 5 failures allowed before stopping.
         cfg2 = cfg.model_copy(update={"fail_on_error": 0.5})
         with pytest.raises(FailOnErrorStop, match="5 failed"):
-            evaluate(cfg2, host, tmp_path / "run", resume=True, client=_client())
+            run_evaluation(cfg2, host, tmp_path / "run", resume=True, client=_client())
         assert len(read_samples(tmp_path / "run" / "samples.jsonl").records) == 5
     finally:
         unregister_script("fi-broken")

@@ -11,7 +11,7 @@ from evaluate_scripts import assistant_reply, judge_reply
 
 from collab_harness import build_plugin_manager
 from collab_harness.config import make_config
-from collab_harness.evaluate import evaluate
+from collab_harness.evaluation import run_evaluation as evaluate
 from collab_harness.models.scripted import register_script, unregister_script
 from collab_harness.report.leaderboard import LeaderboardError, build_board, write_leaderboard
 from collab_harness.report.viewer import render_viewer
@@ -68,7 +68,8 @@ def test_leaderboard_table_rows_columns_and_files(runs: dict[str, Path], tmp_pat
     # Cells come from results.json: k-tokens is token_amount / 1000, with its CI scaled too.
     k_tokens = asks["cells"]["math-chat"]["k_tokens"]
     assert k_tokens["mean"] == pytest.approx(res["metrics"]["token_amount"]["mean"] / 1000)
-    assert k_tokens["ci_half"] == pytest.approx(res["metrics"]["token_amount"]["ci_half"] / 1000)
+    ta = res["metrics"]["token_amount"]
+    assert k_tokens["ci_half"] == pytest.approx((ta["ci_high"] - ta["ci_low"]) / 2 / 1000)
     assert asks["cells"]["math-chat"]["interactivity"]["n"] == 3
     assert asks["simulator"] == "shard-user" and "interactivity (scripted/rp-judge)" in asks["judge"]
     assert asks["parity"] is False
@@ -84,10 +85,10 @@ def test_incomplete_manifest_is_refused(runs: dict[str, Path], tmp_path: Path) -
     broken = tmp_path / "broken"
     shutil.copytree(runs["math-chat/scripted/rp-asks"], broken)
     man = json.loads((broken / "manifest.json").read_text())
-    del man["judges"]
+    man["components"] = [c for c in man["components"] if c["kind"] != "simulator"]
     man["models"]["assistant"] = {}
     (broken / "manifest.json").write_text(json.dumps(man))
-    with pytest.raises(LeaderboardError, match=r"incomplete manifest \(missing judges, models.assistant\)"):
+    with pytest.raises(LeaderboardError, match=r"incomplete manifest \(missing simulator, models.assistant\)"):
         build_board([broken])
     board = build_board([runs["doc-chat/scripted/rp-asks"], broken], skip_invalid=True)
     assert len(board.rows) == 1 and "incomplete manifest" in board.refused[0]

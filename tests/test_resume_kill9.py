@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from collab_harness.evaluate import recompute_results
-from collab_harness.rundir import read_samples
+from collab_harness.evaluation import recompute_results
+from collab_harness.rundir import read_records
 
 DRIVER = str(Path(__file__).with_name("evaluate_scripts.py"))
 N = 8
@@ -50,7 +50,7 @@ def test_kill9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
     assert proc.returncode == -signal.SIGKILL
-    partial = read_samples(samples)
+    partial = read_records(samples)
     assert 2 <= len(partial.records) < N, "kill came too late to test anything"
     assert not (killed / "results.json").exists()
 
@@ -69,20 +69,21 @@ def test_kill9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     r2 = subprocess.run(_args(fresh), env=env_b, capture_output=True, text=True, timeout=120)
     assert r2.returncode == 0, r2.stderr
 
-    a, b = read_samples(samples), read_samples(fresh / "samples.jsonl")
-    ids_a = [x["example_id"] for x in a.records]
-    ids_b = [x["example_id"] for x in b.records]
+    a, b = read_records(samples), read_records(fresh / "samples.jsonl")
+    ids_a = [x.item_id for x in a.records]
+    ids_b = [x.item_id for x in b.records]
     assert len(ids_a) == N and not a.duplicates and not a.torn_tail  # 0 lost, 0 duplicated, torn line gone
     assert sorted(ids_a) == sorted(ids_b)
-    by_id = {x["example_id"]: x for x in b.records}
-    for rec in a.records:  # same conversations and scores, sample by sample
-        other = by_id[rec["example_id"]]
+    by_id = {x.item_id: x.model_dump(mode="json") for x in b.records}
+    for r in a.records:  # same conversations and scores, sample by sample
+        rec = r.model_dump(mode="json")
+        other = by_id[r.item_id]
         assert rec["conversation"] == other["conversation"]
         assert _untimed(rec["scores"]) == _untimed(other["scores"])
         assert rec["errors"] == []
     res_a = json.loads((killed / "results.json").read_text())
     res_b = json.loads((fresh / "results.json").read_text())
     assert _comparable(res_a) == _comparable(res_b)
-    assert res_a == recompute_results(killed)
+    assert res_a == recompute_results(killed).model_dump(mode="json")
     man = json.loads((killed / "manifest.json").read_text())
-    assert man["resumes"] and man["resumes"][0]["dropped_torn_line"] is True
+    assert man["resumes"] and man["resumes"][0]["dropped_torn_line"] is True and man["status"] == "success"

@@ -125,13 +125,18 @@ async def test_paper_form(client: Any, scripted_model: Callable[..., str]) -> No
                    form="paper", penalty_lambda=0.01)
     assert res.form == "paper" and res.penalty_lambda == 0.01 and res.n_ok == 2
     for f in res.futures:
-        t = f.scores["token_amount"].values["total_tokens"]
-        assert t > 0
+        # T is the assistant's tokens of the forward part (the candidate and its future replies), as the reference
+        # counts them; the simulated user's tokens are not the assistant's cost.
+        t = f.scores["token_amount"].values["assistant_tokens"]
+        assert 0 < t < f.scores["token_amount"].values["total_tokens"]
         parts = f.reward_parts
         assert parts["tokens"] == t and parts["penalty"] == pytest.approx(min(0.01 * t, 1.0))
         assert parts["task"] == pytest.approx(f.scores["bleu"].value)
         assert parts["judge"] == pytest.approx(0.5)
         assert f.reward == pytest.approx(parts["task"] + parts["judge"] - parts["penalty"])
+    every = await mr(client, assistant=a, extractor=ext, samples=1, window_exchanges=1, scorers=scorers,
+                     form="paper", penalty_lambda=0.01, token_count="all")
+    assert every.futures[0].reward_parts["tokens"] == every.futures[0].scores["token_amount"].values["total_tokens"]
     # The penalty is capped at 1.
     big = await mr(client, assistant=a, extractor=ext, samples=1, window_exchanges=1, scorers=scorers,
                    form="paper", penalty_lambda=10.0)
@@ -177,8 +182,16 @@ async def test_failing_future_recorded_and_excluded(client: Any, scripted_model:
     assert res.n_total == 3 and res.n_ok == 2
     bad = res.futures[1]
     assert not bad.ok and bad.errors[0].component == "user:fail-on-sample" and bad.scores == {}
-    assert res.mean == pytest.approx(3.0)  # candidate + 2 replies in each successful future
     assert res.errors() == ["future 1: user:fail-on-sample: RuntimeError: simulator broke on sample 1"]
+    # By default MR needs every future: a mean over the two survivors would hide a path-dependent failure.
+    assert res.mean is None and res.min_futures == 3 and "2/3 futures succeeded, 3 needed" in (res.error or "")
+    assert res.per_metric == {"const": 3.0} and res.per_metric_n == {"const": 2}
+    with pytest.raises(MRFailure):
+        res.require()
+    # min_futures=2 accepts it, and says so in the result.
+    res2 = await mr(client, assistant=a, samples=3, window_exchanges=2, simulator=FailOnSample({1}),
+                    scorers=[ConstMetric()], min_futures=2)
+    assert res2.mean == pytest.approx(3.0) and res2.min_futures == 2  # candidate + 2 replies in each future
 
 
 async def test_no_future_succeeded_is_typed_failure(client: Any, scripted_model: Callable[..., str]) -> None:
@@ -186,7 +199,7 @@ async def test_no_future_succeeded_is_typed_failure(client: Any, scripted_model:
     res = await mr(client, assistant=a, samples=2, window_exchanges=1)
     assert res.mean is None and res.std is None and res.n_ok == 0 and res.n_total == 2
     assert res.error is not None and "assistant" in res.error
-    with pytest.raises(MRFailure, match="no future succeeded"):
+    with pytest.raises(MRFailure, match="0/2 futures succeeded"):
         res.require()
 
 
@@ -204,7 +217,9 @@ async def test_failed_scores(client: Any, scripted_model: Callable[..., str]) ->
                    scorers=[ConstMetric(), FixedJudge(fail="judge model unreachable")])
     assert res.n_ok == 0 and res.mean is None
     assert res.futures[0].errors[0].component == "judge:fixed-judge"
-    assert res.per_metric == {"const": 2.0, "fixed-judge": None}
+    # Per-metric means cover the futures behind MR (none here); the others are kept apart.
+    assert res.per_metric == {"const": None, "fixed-judge": None}
+    assert res.per_metric_other == {"const": 2.0, "fixed-judge": None}
     # The same failure with weight 0 is recorded but does not fail the future.
     res0 = await mr(client, assistant=a, samples=2, window_exchanges=1, weights={"fixed-judge": 0.0},
                     scorers=[ConstMetric(), FixedJudge(fail="judge model unreachable")])

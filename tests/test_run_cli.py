@@ -14,8 +14,9 @@ import pytest
 import yaml
 from evaluate_scripts import register
 
-from collab_harness.evaluate import recompute_results
-from collab_harness.rundir import read_samples
+from collab_harness.evaluation import recompute_results
+from collab_harness.records import record_schema
+from collab_harness.rundir import read_records
 
 DRIVER = str(Path(__file__).with_name("evaluate_scripts.py"))
 SCRIPTED = ["--assistant", "scripted/ev-assistant", "--judge", "scripted/ev-judge"]
@@ -68,28 +69,39 @@ def test_run_end_to_end_writes_a_complete_run_dir_without_secrets(tmp_path: Path
     assert "[4/4]" in r.stderr and "eta" in r.stderr
 
     man = json.loads((out / "manifest.json").read_text())
-    for key in ("schema_version", "harness_version", "plugins", "config", "task", "models", "simulator", "judges",
-                "components", "prompt_hashes", "seeds", "parity"):
+    for key in ("schema_version", "kind", "status", "harness_version", "plugins", "config", "task", "models",
+                "components", "prompt_hashes", "seeds", "item_ids", "summary"):
         assert man[key] not in (None, ""), key
+    assert man["kind"] == "eval" and man["status"] == "success" and man["schema_version"] == 2
     assert man["models"]["assistant"]["model"] == "scripted/ev-assistant"
-    assert man["simulator"]["name"] == "shard-user"
-    assert [j["name"] for j in man["judges"]] == ["interactivity"] and man["judges"][0]["model"] == "scripted/ev-judge"
-    assert man["task"]["task_metric"] == "bleu" and len(man["task"]["example_ids"]) == 4
+    kinds = {c["kind"]: c for c in man["components"]}
+    assert kinds["simulator"]["name"] == "shard-user"
+    judges = [c for c in man["components"] if c["kind"] == "judge"]
+    assert [j["name"] for j in judges] == ["interactivity"] and judges[0]["options"]["model"] == "scripted/ev-judge"
+    assert man["task"]["task_metric"] == "bleu" and len(man["item_ids"]) == 4
     assert any(k.startswith("judge:interactivity") for k in man["prompt_hashes"])
     assert {c["name"] for c in man["components"]} == {"doc-chat", "shard-user", "bleu", "interactivity",
                                                        "token_amount"}
 
-    log = read_samples(out / "samples.jsonl")
+    log = read_records(out / "samples.jsonl")
     assert len(log.records) == 4 and not log.duplicates
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = record_schema("eval")
+    for line in (out / "samples.jsonl").read_text().splitlines():
+        jsonschema.validate(json.loads(line), schema)  # every record the engine wrote validates
     for rec in log.records:
-        assert rec["errors"] == []
-        assert set(rec["scores"]) == {"bleu", "interactivity", "token_amount"}
-        assert rec["conversation"][0]["role"] == "user" and rec["exchanges"] >= 1
-        assert rec["usage"]["assistant"]["calls"] == rec["exchanges"]
+        assert rec.errors == []
+        assert set(rec.scores) == {"bleu", "interactivity", "token_amount"}
+        assert rec.conversation[0].role == "user" and rec.exchanges >= 1
+        u = rec.usage["assistant"]
+        assert u.calls == rec.exchanges and u.provider_calls == rec.exchanges  # real provider calls, counted
     res = json.loads((out / "results.json").read_text())
-    assert res == recompute_results(out)
+    assert res == recompute_results(out).model_dump(mode="json")
+    jsonschema.validate(res, record_schema("results"))
+    jsonschema.validate(man, record_schema("manifest"))
     assert res["metrics"]["interactivity"]["n"] == 4 and res["metrics"]["token_amount.exchanges"]["n"] == 4
     assert res["metrics"]["bleu"]["mean"] > 0
+    assert res["metrics"]["bleu"]["ci_method"].startswith("bootstrap")
 
     for f in out.rglob("*"):
         if f.is_file():
@@ -123,8 +135,8 @@ def test_config_file_gives_the_same_run_as_flags(tmp_path: Path, scripts: Any) -
     assert cli_inproc(["validate", str(cfg)]) == 0
     assert cli_inproc(["run", "--config", str(cfg), "--no-progress"]) == 0
     assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
-    ids_a = sorted(r["example_id"] for r in read_samples(tmp_path / "a" / "samples.jsonl").records)
-    ids_b = sorted(r["example_id"] for r in read_samples(tmp_path / "b" / "samples.jsonl").records)
+    ids_a = sorted(r.item_id for r in read_records(tmp_path / "a" / "samples.jsonl").records)
+    ids_b = sorted(r.item_id for r in read_records(tmp_path / "b" / "samples.jsonl").records)
     assert ids_a == ids_b
 
 
@@ -154,7 +166,7 @@ def test_options_from_environment_variables(tmp_path: Path, scripts: Any, monkey
     assert cli_inproc(["run", "--task", "math-chat", *SCRIPTED, "--out", str(out), "--no-progress"]) == 0
     man = json.loads((out / "manifest.json").read_text())
     assert man["config"]["max_exchanges"] == 1 and man["config"]["limit"] == 2
-    assert all(r["exchanges"] <= 1 for r in read_samples(out / "samples.jsonl").records)
+    assert all(r.exchanges <= 1 for r in read_records(out / "samples.jsonl").records)  # type: ignore[union-attr]
 
 
 def test_missing_task_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -173,17 +185,20 @@ def test_run_offline_on_embedded_defaults(tmp_path: Path, capsys: pytest.Capture
     man = json.loads((out / "manifest.json").read_text())
     assert man["models"]["assistant"]["model"] == "local/smollm2" and man["models"]["judge"]["offline"] is True
     assert man["models"]["assistant"]["resolved"] == "SmolLM2-135M-Instruct"
-    assert man["judges"][0]["model"] == "rules" and man["simulator"]["name"] == "shard-user"
-    recs = read_samples(out / "samples.jsonl").records
+    assert man["models"]["assistant"]["fingerprint"]  # the weights' fingerprint, in the manifest and cache keys
+    comps = {c["kind"]: c for c in man["components"]}
+    assert comps["judge"]["options"]["model"] == "rules" and comps["simulator"]["name"] == "shard-user"
+    recs = read_records(out / "samples.jsonl").records
     assert len(recs) == 2
     for rec in recs:
-        assert rec["conversation"][1]["role"] == "assistant" and rec["conversation"][1]["content"].strip()
-        assert rec["usage"]["assistant"]["completion_tokens"] > 0
-        assert set(rec["usage"]) == {"assistant"}  # the offline judge and rule extraction call no model
+        d = rec.model_dump(mode="json")
+        assert d["conversation"][1]["role"] == "assistant" and d["conversation"][1]["content"].strip()
+        assert d["usage"]["assistant"]["completion_tokens"] > 0
+        assert set(d["usage"]) == {"assistant"}  # the offline judge and rule extraction call no model
         for name in ("math_accuracy", "interactivity", "token_amount"):
-            s = rec["scores"][name]
+            s = d["scores"][name]
             # Either a score or a failure recorded with the component, never a silent 0.
-            assert s["value"] is not None or any(e["component"].endswith(":" + name) for e in rec["errors"])
-        assert rec["scores"]["interactivity"]["details"]["judge"] == "rules"
-        assert rec["scores"]["token_amount"]["value"] > 0
-    assert json.loads((out / "results.json").read_text()) == recompute_results(out)
+            assert s["value"] is not None or any(e["component"].endswith(":" + name) for e in d["errors"])
+        assert d["scores"]["interactivity"]["details"]["judge"] == "rules"
+        assert d["scores"]["token_amount"]["value"] > 0
+    assert json.loads((out / "results.json").read_text()) == recompute_results(out).model_dump(mode="json")

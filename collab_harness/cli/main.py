@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("collab_harness.cli.train_cmd:train", "Train a model with a trainer backend."),
     "leaderboard": ("collab_harness.cli.leaderboard_cmd:leaderboard", "Build a leaderboard from run directories."),
     "view": ("collab_harness.cli.view_cmd:view", "Write a static HTML conversation viewer for a run."),
+    "schema": ("collab_harness.cli.schema_cmd:schema", "Print the JSON Schema of a run record kind."),
+    "doctor": ("collab_harness.cli.doctor_cmd:doctor", "List what the environment lacks for each task's examples."),
 }
 
 

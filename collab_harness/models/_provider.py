@@ -31,11 +31,13 @@ class ProviderReply:
 
 
 class ProviderError(Exception):
-    """One attempt failed. ``transient`` errors are retried (rate limit, timeout, 5xx, connection)."""
+    """One attempt failed. ``transient`` errors are retried (rate limit, timeout, 5xx, connection). ``fatal`` errors
+    (bad credentials, unknown model, a missing key) end the whole run at once: every later call would fail alike."""
 
-    def __init__(self, message: str, *, transient: bool) -> None:
+    def __init__(self, message: str, *, transient: bool, fatal: bool = False) -> None:
         super().__init__(message)
-        self.transient = transient
+        self.transient = transient and not fatal
+        self.fatal = fatal
 
 
 class Provider(Protocol):

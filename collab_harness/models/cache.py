@@ -1,8 +1,16 @@
 """Persistent response cache: one sqlite file per cache directory.
 
 The key hashes the model string, the messages, every generation parameter and the sample index, so S futures
-sampled at temperature > 0 stay distinct while an identical re-run is served from the cache. Keys and values never
-contain secrets: API keys and ``api_base`` are not part of either.
+sampled at temperature > 0 stay distinct while an identical re-run is served from the cache; plus what else decides
+the reply: the endpoint (the api base(s) a model string is served from: the same model string on another server is
+another model), a fingerprint of a local model's weights (a fine-tuned checkpoint, a live policy after an optimizer
+step), and the attempt number of a retried item (attempt 1 adds nothing, so first attempts share keys with earlier
+versions of the recipe). Keys and values never contain secrets: endpoints are hashed into the key, never stored, and
+replies are scrubbed before they are stored.
+
+A cache file that cannot be opened or read (corrupt, not a database, truncated) is moved aside as
+``responses.sqlite.corrupt-<time>`` with one warning, and a fresh cache takes its place: a broken cache never stops
+a run.
 
 Concurrency: WAL mode plus a busy timeout makes concurrent processes safe; each thread gets its own connection
 (sqlite connections must not be shared across threads), and the async client runs every sqlite call in a worker
@@ -55,18 +63,41 @@ def _jsonable(value: Any) -> Any:
 
 
 def cache_key(
-    model: str, messages: Sequence[Mapping[str, Any]], params: GenerationParams, sample_index: int
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    params: GenerationParams,
+    sample_index: int,
+    *,
+    endpoint: Sequence[str] | None = None,
+    fingerprint: str | None = None,
+    attempt: int = 1,
 ) -> str:
     """Stable sha256 over everything that determines a reply (and nothing secret)."""
-    payload = {
+    p = asdict(params)
+    if p.get("json_schema") is None:
+        del p["json_schema"]  # absent = the recipe before the field existed: old keys stay valid
+    payload: dict[str, Any] = {
         "v": _KEY_VERSION,
         "model": model,
         "messages": [_jsonable(dict(m)) for m in messages],
-        "params": _jsonable(asdict(params)),
+        "params": _jsonable(p),
         "sample_index": sample_index,
     }
+    if endpoint:
+        payload["endpoint"] = sorted(str(e).rstrip("/") for e in endpoint)
+    if fingerprint:
+        payload["fingerprint"] = fingerprint
+    if attempt != 1:
+        payload["attempt"] = attempt
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _is_corruption(exc: BaseException) -> bool:
+    msg = str(exc).lower()
+    return isinstance(exc, sqlite3.DatabaseError) and any(
+        m in msg for m in ("malformed", "not a database", "file is encrypted", "disk image", "unsupported file format")
+    )
 
 
 class ResponseCache:
@@ -79,7 +110,29 @@ class ResponseCache:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self._conn()  # create the schema now so errors surface at construction
+        self.quarantined: list[Path] = []
+        try:
+            self._conn()  # create the schema now so errors surface at construction
+            self._conn().execute("SELECT key FROM responses LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
+            self._guard(exc)
+
+    def quarantine(self, exc: BaseException) -> None:
+        """Move a corrupt cache file aside (with its WAL files) and start a fresh one; one warning."""
+        import logging
+
+        self.close()
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        moved = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{os.getpid()}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(self.path) + suffix)
+            if src.exists():
+                os.replace(src, Path(str(moved) + suffix))
+        self.quarantined.append(moved)
+        logging.getLogger("collab_harness.cache").warning(
+            "response cache %s is unreadable (%s); moved it to %s and started a fresh cache",
+            self.path, str(exc).splitlines()[0][:200], moved.name)
+        self._conn()
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -103,8 +156,19 @@ class ResponseCache:
                 self._conns.append(conn)
         return conn
 
+    def _guard(self, exc: sqlite3.Error) -> None:
+        """Quarantine on corruption (then the caller treats the call as a miss); re-raise anything else."""
+        if _is_corruption(exc):
+            self.quarantine(exc)
+            return
+        raise exc
+
     def get(self, key: str) -> Completion | None:
-        row = self._conn().execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+        try:
+            row = self._conn().execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._guard(exc)
+            return None
         if row is None:
             return None
         try:
@@ -135,12 +199,15 @@ class ResponseCache:
             },
             ensure_ascii=False,
         )
-        conn = self._conn()
-        with conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO responses (key, model, value, created) VALUES (?, ?, ?, ?)",
-                (key, completion.model, value, time.time()),
-            )
+        try:
+            conn = self._conn()
+            with conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO responses (key, model, value, created) VALUES (?, ?, ?, ?)",
+                    (key, completion.model, value, time.time()),
+                )
+        except sqlite3.DatabaseError as exc:
+            self._guard(exc)
 
     def __len__(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM responses").fetchone()[0])

@@ -20,7 +20,7 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,9 +28,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from ..errors import ModelError
+from ..executors import run_blocking
+from ..scrub import scrub_text
 from ._provider import Provider, ProviderError, ProviderRequest, provider_name
 from .cache import ResponseCache, cache_key
-from .protocol import ChatMessages, Completion, GenerationParams, StructuredResult
+from .context import current_scope
+from .protocol import ChatMessages, Completion, GenerationParams, StructuredResult, Usage
 from .usage import UsageTracker
 
 __all__ = ["DEFAULT_CONCURRENCY", "Client"]
@@ -61,6 +64,11 @@ class Client:
     (``"openai"``, ``"scripted"``, ``"local"``, ``"default"``) or a full model string to its limit.
     ``timeout_s``: per attempt for API and scripted models; ``local_timeout_s``: per request for local models
     (batches can be slow on CPU). ``retry_budget_s``: wall-clock bound on one call including all retries and back-off.
+    ``endpoints``: model string -> api base(s) it is served from (several: spread by litellm's Router); ``api_base``
+    applies to every other litellm model. ``local_threads``: torch threads of local generation (None: torch's choice).
+
+    Every reply is scrubbed of secrets before it is cached or returned. Usage is counted on :attr:`usage` and on the
+    :func:`~collab_harness.models.context.call_scope` of the item the call was made for.
     """
 
     def __init__(
@@ -76,6 +84,8 @@ class Client:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
         api_base: str | None = None,
+        endpoints: Mapping[str, Sequence[str]] | None = None,
+        local_threads: int | None = None,
     ) -> None:
         if max_retries < 0 or retry_budget_s <= 0 or timeout_s <= 0:
             raise ValueError("max_retries must be >= 0; timeout_s and retry_budget_s must be > 0")
@@ -94,12 +104,16 @@ class Client:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self._api_base = api_base
+        self._endpoints = {m: [str(b) for b in bases] for m, bases in (endpoints or {}).items() if bases}
+        self._local_threads = local_threads
         self.cache: ResponseCache | None = ResponseCache(cache_dir) if use_cache else None
         self.usage = UsageTracker()
         self._providers: dict[str, Provider] = {}
         self._semaphores: dict[tuple[int, str], asyncio.Semaphore] = {}
         self._inflight: dict[str, asyncio.Future[Completion]] = {}
         self._jitter = random.Random()  # jitter only spreads retries in time; it never affects results
+        #: The first fatal error (credentials, unknown model) any call met; the engine stops the run on it.
+        self.fatal: ModelError | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -120,6 +134,65 @@ class Client:
     def paid_calls(self) -> int:
         return self.usage.paid_calls
 
+    # -- usage, endpoints, identity ------------------------------------------------------------------------
+
+    def _trackers(self) -> tuple[UsageTracker, ...]:
+        scope = current_scope()
+        return (self.usage, scope.usage) if scope is not None and scope.usage is not self.usage else (self.usage,)
+
+    def _ok(self, component: str, model: str, usage: Usage, *, cached: bool) -> None:
+        for t in self._trackers():
+            t.record_success(component, model, usage, cached=cached)
+
+    def _error(self, component: str, model: str) -> None:
+        for t in self._trackers():
+            t.record_error(component, model)
+
+    def _attempted(self, component: str, model: str, *, retry: bool) -> None:
+        for t in self._trackers():
+            t.record_attempt(component, model, retry=retry)
+
+    def endpoints_of(self, model: str) -> list[str]:
+        """The api bases ``model`` is served from (empty: the provider's default endpoint)."""
+        if provider_name(model) in ("scripted", "local"):
+            return []
+        if model in self._endpoints:
+            return list(self._endpoints[model])
+        return [self._api_base] if self._api_base else []
+
+    async def fingerprint_of(self, model: str) -> str | None:
+        """A fingerprint of a local model's weights (None for other models); see :func:`local.model_fingerprint`."""
+        if provider_name(model) != "local":
+            return None
+        from .local import model_fingerprint
+
+        return await run_blocking("io", model_fingerprint, model)
+
+    async def describe_model(self, model: str) -> dict[str, Any]:
+        """What ``model`` resolves to, for manifests: provider, endpoint hosts (never a path, query or key) and, for
+        local models, the weights' fingerprint."""
+        from ._litellm import endpoint_hosts
+
+        out: dict[str, Any] = {"model": model, "provider": provider_name(model)}
+        bases = self.endpoints_of(model)
+        if bases:
+            out["endpoints"] = endpoint_hosts(bases)
+        try:
+            fp = await self.fingerprint_of(model)
+        except Exception as e:  # a model that cannot be described must not stop the run; its calls will say why
+            out["resolve_error"] = f"{type(e).__name__}: {e}"
+        else:
+            if fp:
+                out["fingerprint"] = fp
+        return out
+
+    @property
+    def param_drops(self) -> dict[str, list[str]]:
+        """Parameters dropped per model because its provider does not support them."""
+        p = self._providers.get("litellm")
+        dropped = getattr(p, "dropped", None) or {}
+        return {m: sorted(v) for m, v in sorted(dropped.items())}
+
     # -- routing ----------------------------------------------------------------------------------------------
 
     def _provider(self, model: str) -> Provider:
@@ -134,11 +207,11 @@ class Client:
             elif kind == "local":
                 from .local import LocalProvider
 
-                p = LocalProvider()
+                p = LocalProvider(threads=self._local_threads)
             else:
                 from ._litellm import LiteLLMProvider
 
-                p = LiteLLMProvider(api_base=self._api_base, timeout_s=self.timeout_s)
+                p = LiteLLMProvider(api_base=self._api_base, timeout_s=self.timeout_s, endpoints=self._endpoints)
             self._providers[kind] = p
         return p
 
@@ -173,14 +246,17 @@ class Client:
         msgs = _normalise(messages)
         key: str | None = None
         if self.cache is not None:
-            key = cache_key(model, msgs, params, sample_index)
+            scope = current_scope()
+            key = cache_key(model, msgs, params, sample_index, endpoint=self.endpoints_of(model),
+                            fingerprint=await self.fingerprint_of(model),
+                            attempt=scope.attempt if scope is not None else 1)
             try:
-                hit = await asyncio.to_thread(self.cache.get, key)
+                hit = await run_blocking("io", self.cache.get, key)
             except sqlite3.Error as exc:  # a broken or locked cache must not fail the run: treat as a miss
                 _log.warning("response cache read failed (%s); calling the model", exc)
                 hit = None
             if hit is not None:
-                self.usage.record_success(component, model, hit.usage, cached=True)
+                self._ok(component, model, hit.usage, cached=True)
                 return hit
             leader = self._inflight.get(key)
             if leader is not None:
@@ -188,7 +264,7 @@ class Client:
                 try:
                     done = await asyncio.shield(leader)
                 except ModelError:
-                    self.usage.record_error(component, model)
+                    self._error(component, model)
                     raise
                 except asyncio.CancelledError:
                     if not leader.cancelled():
@@ -197,7 +273,7 @@ class Client:
                     return await self.complete(
                         model, msgs, params=params, sample_index=sample_index, component=component
                     )
-                self.usage.record_success(component, model, done.usage, cached=True)
+                self._ok(component, model, done.usage, cached=True)
                 return replace(done, cached=True, latency_s=0.0)
             fut: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
             self._inflight[key] = fut
@@ -214,12 +290,12 @@ class Client:
             raise
         if key is not None and self.cache is not None:
             try:
-                await asyncio.to_thread(self.cache.put, key, completion)
+                await run_blocking("io", self.cache.put, key, completion)
             except sqlite3.Error as exc:
                 _log.warning("response cache write failed (%s); the reply is not cached", exc)
             finally:
                 self._inflight.pop(key).set_result(completion)
-        self.usage.record_success(component, model, completion.usage, cached=False)
+        self._ok(component, model, completion.usage, cached=False)
         return completion
 
     async def _call(
@@ -236,26 +312,33 @@ class Client:
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                self.usage.record_error(component, model)
+                self._error(component, model)
                 raise ModelError(model, f"retry budget of {budget:.0f}s exhausted after {attempt} attempts",
                                  transient=True)
             request = ProviderRequest(model=model, messages=msgs, params=params, sample_index=sample_index,
                                       attempt=attempt)
             err: ProviderError
             async with sem:
-                self.usage.record_attempt(component, model, retry=attempt > 0)
+                self._attempted(component, model, retry=attempt > 0)
                 started = time.perf_counter()
                 try:
                     reply = await asyncio.wait_for(provider.generate(request), timeout=min(attempt_timeout,
                                                                                           remaining))
-                    return Completion(
-                        text=reply.text,
-                        model=model,
-                        usage=reply.usage,
-                        cached=False,
-                        finish_reason=reply.finish_reason,
-                        latency_s=time.perf_counter() - started,
-                    )
+                    if reply.text.strip():
+                        return Completion(
+                            text=scrub_text(reply.text),
+                            model=model,
+                            usage=reply.usage,
+                            cached=False,
+                            finish_reason=reply.finish_reason,
+                            latency_s=time.perf_counter() - started,
+                        )
+                    # An empty reply is the model failing its job, not an answer. The provider answered, though:
+                    # its tokens and cost are counted before the call is retried or recorded as failed.
+                    for t in self._trackers():
+                        t.record_paid_failure(component, model, reply.usage)
+                    err = ProviderError(f"empty completion (finish reason {reply.finish_reason})",
+                                        transient=not is_local)
                 except (asyncio.TimeoutError, TimeoutError):
                     err = ProviderError(f"timed out after {min(attempt_timeout, remaining):.1f}s",
                                         transient=not is_local)
@@ -266,13 +349,20 @@ class Client:
                 except Exception as e:  # a provider bug or an unclassified library error: do not loop on it
                     err = ProviderError(f"{type(e).__name__}: {e}", transient=False)
             if not err.transient or attempt >= self.max_retries:
-                self.usage.record_error(component, model)
+                self._error(component, model)
+                if err.fatal:
+                    fatal = ModelError(model, f"{err}{_key_hint(model)}", fatal=True)
+                    # Components record failures rather than raise them; the run engine reads this to stop the
+                    # run at once instead of failing every remaining item alike.
+                    self.fatal = self.fatal or fatal
+                    raise fatal
                 what = "transient error, retries exhausted" if err.transient else "permanent error"
                 raise ModelError(model, f"{what} after {attempt + 1} attempt(s) (component {component}): {err}",
-                                 transient=err.transient)
+                                 transient=err.transient,
+                                 category="timeout" if "timed out" in str(err) else "component")
             delay = self._jitter.uniform(0.0, min(self.backoff_max_s, self.backoff_base_s * (2 ** attempt)))
             if loop.time() + delay >= deadline:
-                self.usage.record_error(component, model)
+                self._error(component, model)
                 raise ModelError(model, f"retry budget of {budget:.0f}s exhausted after {attempt + 1} attempt(s) "
                                         f"(component {component}): {err}", transient=True)
             await asyncio.sleep(delay)
@@ -297,3 +387,13 @@ class Client:
             self, model, messages, schema, params=params, sample_index=sample_index, component=component,
             max_attempts=max_attempts,
         )
+
+
+def _key_hint(model: str) -> str:
+    """For a fatal error: the variables to set, when litellm knows them."""
+    if provider_name(model) in ("scripted", "local"):
+        return ""
+    from ._litellm import missing_keys
+
+    keys = missing_keys(model)
+    return f" (set {' and '.join(keys)})" if keys else ""

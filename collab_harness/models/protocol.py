@@ -8,6 +8,7 @@ that every component can be typed against it without importing anything heavy.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -37,11 +38,26 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     extra: tuple[tuple[str, Any], ...] = ()
+    #: A JSON Schema the reply must match, as canonical JSON text (hashable, and stable in the cache key).
+    #: Providers that can enforce it do: OpenAI ``json_schema``, vLLM guided decoding, llama.cpp's server, and the
+    #: local provider through a constrained-decoding library. Set it with :meth:`with_schema`.
+    json_schema: str | None = None
 
     def with_(self, **changes: Any) -> GenerationParams:
         from dataclasses import replace
 
         return replace(self, **changes)
+
+    def with_schema(self, schema: type[BaseModel] | Mapping[str, Any] | None) -> GenerationParams:
+        """These parameters asking for JSON that matches ``schema`` (a pydantic model or a JSON Schema dict)."""
+        if schema is None:
+            return self.with_(json_schema=None)
+        js = schema.model_json_schema() if isinstance(schema, type) else dict(schema)
+        return self.with_(json_schema=json.dumps(js, sort_keys=True, separators=(",", ":")))
+
+    def schema_dict(self) -> dict[str, Any] | None:
+        """The JSON Schema as a dict, or None."""
+        return json.loads(self.json_schema) if self.json_schema else None
 
 
 @dataclass(frozen=True)

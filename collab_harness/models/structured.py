@@ -1,11 +1,13 @@
 """Structured output: JSON matching a pydantic schema, validated, retried with the error fed back.
 
-Provider JSON mode is requested where litellm says the model supports it; otherwise (local, scripted, unknown
-models) the JSON is extracted leniently from the reply (code fences, prose around the object). Validation parses
-the JSON text itself with pydantic, so a numeric-looking string (``"007"``) stays a string where the schema says
-string; a bare number where the schema wants a string is converted from its literal text (``3.10`` -> ``"3.10"``).
-After ``max_attempts`` bad replies, or when the model call fails for good, the result is a failed
-:class:`StructuredResult` that callers record (never an exception, never a default value).
+The schema's JSON Schema travels with every request (``GenerationParams.json_schema``): providers that can enforce it
+do (OpenAI ``json_schema``, vLLM guided decoding and llama.cpp through an endpoint, the local provider's constrained
+decoding), others get JSON mode or nothing. Whatever the provider did, the reply is validated here; the JSON is
+extracted leniently (code fences, prose around the object). Validation parses the JSON text itself with pydantic, so
+a numeric-looking string (``"007"``) stays a string where the schema says string; a bare number where the schema
+wants a string is converted from its literal text (``3.10`` -> ``"3.10"``). After ``max_attempts`` bad replies, or
+when the model call fails for good, the result is a failed :class:`StructuredResult` that callers record (never an
+exception, never a default value); the tokens of every bad reply are counted.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ModelError, validation_summary
-from ._provider import provider_name
 from .protocol import ChatMessages, GenerationParams, StructuredResult, Usage
 
 if TYPE_CHECKING:
@@ -140,12 +141,9 @@ async def structured_call(
 
     if max_attempts < 1:
         raise ValueError("max_attempts must be >= 1")
-    params = params or GenerationParams()
-    if provider_name(model) not in ("scripted", "local") and not any(k == "response_format" for k, _ in params.extra):
-        from ._litellm import supports_json_mode
-
-        if supports_json_mode(model):
-            params = params.with_(extra=(*params.extra, ("response_format", "json_object")))
+    # The schema travels with the request: providers that can enforce it do (OpenAI json_schema, vLLM guided
+    # decoding, llama.cpp, the local provider's constrained decoding); the reply is validated here either way.
+    params = (params or GenerationParams()).with_schema(schema)
     base = _with_instruction(_normalise(messages), schema_instruction(schema))
     convo = base
     usage = Usage(cost=0.0)
@@ -170,6 +168,8 @@ async def structured_call(
             {"role": "assistant", "content": raw},
             {"role": "user", "content": f"That reply was invalid ({error}). {schema_instruction(schema)}"},
         ]
+    # Every bad reply was paid for (counted by the client as an answered call); the structured call itself failed.
+    client._error(component, model)
     return StructuredResult(
         value=None,
         raw=raw,

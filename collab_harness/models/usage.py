@@ -65,6 +65,18 @@ class UsageTracker:
                 else:
                     e.cost += usage.cost
 
+    def record_paid_failure(self, component: str, model: str, usage: Usage) -> None:
+        """The provider answered (tokens were paid for) but the answer was unusable (empty, or invalid for the
+        schema): its tokens and cost count, although the call did not succeed."""
+        with self._lock:
+            for e in self._entries(component, model):
+                e.prompt_tokens += usage.prompt_tokens
+                e.completion_tokens += usage.completion_tokens
+                if usage.cost is None:
+                    e.cost_known = False
+                else:
+                    e.cost += usage.cost
+
     def record_error(self, component: str, model: str) -> None:
         with self._lock:
             for e in self._entries(component, model):

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CollabHarnessError
-from ..rundir import SCHEMA_VERSION, read_manifest, read_results
+from ..records import SCHEMA_VERSION
+from ..rundir import read_manifest, read_results
 
 __all__ = [
     "Board",
@@ -105,15 +106,39 @@ def _who(d: Any) -> str:
     return str(d)
 
 
+def _manifest_view(run_dir: str | Path) -> dict[str, Any]:
+    """The manifest fields a row depends on, from a typed manifest (any schema version)."""
+    m = read_manifest(run_dir)
+    comps = m.components
+    sim = next((c for c in comps if c.get("kind") == "simulator"), None)
+    judges = [c for c in comps if c.get("kind") == "judge"]
+    judge_model = (m.models.get("judge") or {}).get("model") if isinstance(m.models.get("judge"), Mapping) else None
+    if m.summary.get("upgraded_from_schema") == 1:
+        sim = m.summary.get("simulator") or sim
+        judges = m.summary.get("judges") or judges
+    return {
+        "schema_version": m.schema_version, "harness_version": m.harness_version, "config": m.config,
+        "task": m.task, "models": m.models, "simulator": sim,
+        "judges": [{"name": j.get("name"), "model": (j.get("options") or {}).get("model", j.get("model"))}
+                   for j in judges] or ([{"name": "judge", "model": judge_model}] if judge_model else []),
+        "components": comps, "seeds": m.seeds, "parity": bool(m.config.get("parity", False)),
+        "created_at": m.created_at, "status": m.status, "kind": m.kind,
+    }
+
+
 def load_run(run_dir: str | Path) -> RunEntry:
     """Read and check one run directory; :class:`LeaderboardError` says why a run is refused."""
     try:
-        man = read_manifest(run_dir)
+        man = _manifest_view(run_dir)
     except CollabHarnessError as e:
         raise LeaderboardError(f"refused {run_dir}: {e}") from e
+    if man["kind"] != "eval":
+        raise LeaderboardError(f"refused {run_dir}: a {man['kind']!r} run, not an evaluation")
     missing = [k for k in REQUIRED_MANIFEST if k not in man or man[k] in (None, "", [])]
     if man.get("parity") is False and "parity" in missing:
         missing.remove("parity")
+    if "judges" in missing:
+        missing.remove("judges")  # a run may score with metrics only
     task: Mapping[str, Any] = man["task"] if isinstance(man.get("task"), Mapping) else {}
     models: Mapping[str, Any] = man["models"] if isinstance(man.get("models"), Mapping) else {}
     for key, where in (("name", task), ("task_metric", task), ("assistant", models)):
@@ -125,6 +150,8 @@ def load_run(run_dir: str | Path) -> RunEntry:
         raise LeaderboardError(
             f"refused {run_dir}: manifest schema {man['schema_version']} is newer than {SCHEMA_VERSION}"
         )
+    if man["status"] == "started":
+        raise LeaderboardError(f"refused {run_dir}: the run has not finished (status started); resume it first")
     res = read_results(run_dir)
     if res is None:
         raise LeaderboardError(f"refused {run_dir}: no results.json (run not finished; resume it first)")
@@ -133,7 +160,8 @@ def load_run(run_dir: str | Path) -> RunEntry:
 
     def cell(key: str, scale: float = 1.0) -> Cell:
         m = metrics.get(key) or {}
-        mean, half = m.get("mean"), m.get("ci_half")
+        mean, lo, hi = m.get("mean"), m.get("ci_low"), m.get("ci_high")
+        half = m.get("ci_half") if "ci_half" in m else (None if lo is None or hi is None else (hi - lo) / 2)
         return Cell(
             mean=None if mean is None else mean * scale,
             ci_half=None if half is None else half * scale,
@@ -155,7 +183,7 @@ def load_run(run_dir: str | Path) -> RunEntry:
         parity=bool(man["parity"]),
         cells={"task_metric": cell(tm), "k_tokens": cell("token_amount", 1e-3), "interactivity": cell("interactivity")},
         n_samples=int(res.get("n_samples", 0)),
-        n_errors=int(res.get("n_samples_with_errors", 0)),
+        n_errors=int(res.get("n_failed", res.get("n_samples_with_errors", 0))),
         created_at=man.get("created_at"),
     )
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..rundir import read_manifest, read_results, read_samples
+from ..rundir import read_manifest, read_records, read_results
 
 __all__ = ["ViewerSample", "render_viewer", "write_viewer"]
 
@@ -59,10 +59,10 @@ def render_viewer(run_dir: str | Path) -> str:
     """The viewer page of ``run_dir`` as one HTML string."""
     from .leaderboard import _jinja_env
 
-    log = read_samples(Path(run_dir) / "samples.jsonl")
-    manifest = read_manifest(run_dir)
+    log = read_records(Path(run_dir) / "samples.jsonl")
+    manifest = read_manifest(run_dir).model_dump(mode="json")
     results = read_results(run_dir)
-    samples = sorted((_sample(r) for r in log.records), key=lambda s: s.id)
+    samples = sorted((_sample(r.model_dump(mode="json")) for r in log.records), key=lambda s: s.id)
     metric_names = sorted({n for s in samples for n in s.scores})
     models = manifest.get("models") or {}
     tmpl = _jinja_env().get_template("viewer.html.j2")

@@ -13,6 +13,7 @@ from ..components import (
     ComponentOptions,
     Judge,
     Kind,
+    ScorerRole,
     ScoringContext,
     SimulationContext,
     Task,
@@ -69,6 +70,8 @@ class FixedJudge(Judge):
     """Judge that returns a given score (or a given failure) without calling a model."""
 
     name: ClassVar[str] = "fixed-judge"
+    #: Stands in for an interaction judge (R_judge of MR's paper form).
+    role: ClassVar[ScorerRole] = "interaction"
     version: ClassVar[str] = "1.0"
     Options: ClassVar[type[ComponentOptions]] = FixedJudgeOptions
 

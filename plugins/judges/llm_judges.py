@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collab_harness import hookimpl
-from collab_harness.components import ComponentOptions, Judge, ScoringContext
+from collab_harness.components import ComponentOptions, Judge, ScorerRole, ScoringContext
 from collab_harness.models.protocol import GenerationParams, StructuredResult
 from collab_harness.types import Conversation, Score
 
@@ -147,6 +147,8 @@ def _focus(ctx: ScoringContext) -> str:
 
 class _LLMJudge(Judge):
     Options: ClassVar[type[ComponentOptions]] = JudgeOptions
+    #: Both judges have the documented deterministic rubric of :mod:`.rules` for the offline mode.
+    offline: ClassVar[bool] = True
 
     def _parity(self, ctx: ScoringContext) -> bool:
         return bool(getattr(self.options, "parity", False) or ctx.extra.get("parity", False))
@@ -247,6 +249,7 @@ class InteractivityJudge(_LLMJudge):
     """How well the assistant asks clarifying / follow-up questions and steers toward the user's goal (0–1)."""
 
     name: ClassVar[str] = "interactivity"
+    role: ClassVar[ScorerRole] = "interaction"
     version: ClassVar[str] = "0.1.0"
     description: ClassVar[str] = "LLM judge: clarifying questions and guidance toward the goal (0-1; parity: 1-3)."
 
@@ -323,6 +326,8 @@ class AccuracyJudge(_LLMJudge):
     programmatic checker. Reads the extracted artefact when there is one, else the transcript's final answer."""
 
     name: ClassVar[str] = "accuracy"
+    #: The task metric of tasks without a programmatic check.
+    role: ClassVar[ScorerRole] = "task"
     version: ClassVar[str] = "0.1.0"
     description: ClassVar[str] = "LLM judge: final answer agrees with the reference (0/1)."
     Options: ClassVar[type[ComponentOptions]] = AccuracyJudgeOptions

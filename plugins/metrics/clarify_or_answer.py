@@ -26,7 +26,7 @@ import re
 from typing import Any, ClassVar, Literal, NamedTuple
 
 from collab_harness import hookimpl
-from collab_harness.components import ComponentOptions, Metric, ScoringContext
+from collab_harness.components import ComponentOptions, Metric, ScoringContext, ValueKind
 from collab_harness.types import Score
 
 __all__ = ["ClarificationCheck", "ClarifyOrAnswerMetric", "detect_clarification"]
@@ -95,6 +95,7 @@ class ClarifyOrAnswerMetric(Metric):
     """
 
     name: ClassVar[str] = "clarify_or_answer"
+    value_kind: ClassVar[ValueKind] = "proportion"
     description: ClassVar[str] = "asks for clarification iff the question is ambiguous (Abg-CoQA)"
     Options: ClassVar[type[ComponentOptions]] = ClarifyOrAnswerOptions
 

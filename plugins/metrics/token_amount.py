@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from collab_harness import hookimpl
-from collab_harness.components import ComponentOptions, Metric, ScoringContext
+from collab_harness.components import ComponentOptions, Metric, ScorerRole, ScoringContext
 from collab_harness.models.tokens import Tokenizer, get_tokenizer
 from collab_harness.types import Score
 
@@ -44,6 +44,7 @@ class TokenAmount(Metric):
     Options: ClassVar[type[ComponentOptions]] = TokenAmountOptions
     value_range: ClassVar[tuple[float, float]] = (0.0, math.inf)
     higher_is_better: ClassVar[bool] = False
+    role: ClassVar[ScorerRole] = "efficiency"
     needs_artefact: ClassVar[bool] = False
 
     def compute(self, ctx: ScoringContext) -> Score:

@@ -113,6 +113,8 @@ class LLMUser(UserSimulator):
     """An LLM-prompted lazy user: vague first, details when asked, ends with the termination signal."""
 
     name: ClassVar[str] = NAME
+    #: ``--user openai/gpt-4o`` means this simulator played by that model.
+    plays_model_strings: ClassVar[bool] = True
     version: ClassVar[str] = "0.1.0"
     description: ClassVar[str] = "LLM-prompted lazy user who knows the full goal and reveals it when asked."
     Options: ClassVar[type[ComponentOptions]] = LLMUserOptions

@@ -134,7 +134,7 @@ class ShardUser(UserSimulator):
         revealed = revealed_shards(shards, ctx.conversation)
         hidden = [i for i in range(len(shards)) if i not in revealed]
 
-        if answered and self._succeeded(ctx, reply):
+        if answered and await self._succeeded(ctx, reply):
             return UserTurn(message=f"{rng.choice(_THANKS)} {signal}", terminate=True,
                             thought="success check passed")
         if answered and not hidden:
@@ -161,15 +161,16 @@ class ShardUser(UserSimulator):
         return _Plan([], asked=False)
 
     @staticmethod
-    def _succeeded(ctx: SimulationContext, reply: str) -> bool:
+    async def _succeeded(ctx: SimulationContext, reply: str) -> bool:
+        # The task's check may run a sandbox (code) or a math checker: awaited on its executor, off the loop.
         task = ctx.task
         if task is None:
             return False
         example: Example = ctx.example
-        if task.check_success(example, reply):
+        if await task.acheck_success(example, reply):
             return True
         artefact = task.extract_rule(example, ctx.conversation)
-        return bool(artefact) and artefact != reply and bool(task.check_success(example, artefact or ""))
+        return bool(artefact) and artefact != reply and bool(await task.acheck_success(example, artefact or ""))
 
 
 @hookimpl

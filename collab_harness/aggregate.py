@@ -1,0 +1,154 @@
+"""Aggregates of run records (``results.json``), pure and order-independent, so a resumed run matches an
+uninterrupted one and ``results.json`` can always be recomputed from ``samples.jsonl`` and the manifest.
+
+Each metric's interval follows the nature its scorer declares (``value_kind`` in the manifest's components):
+proportions get a Wilson interval, bounded scores a seeded bootstrap inside their range, unbounded counts a
+Student-t interval (:mod:`collab_harness.stats`); ``ci_method`` in each summary says which. A failed score is never
+a value: it counts in ``n_failed`` (and in ``n_environment`` when the environment, not the model, failed).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .components import ValueKind
+from .records import EvalRecord, Manifest, MetricSummary, MRRecord, Results, UsageCounters
+from .stats import summarize
+
+__all__ = ["aggregate_eval", "aggregate_mr", "metric_summary", "scorer_traits", "sum_usage"]
+
+
+def scorer_traits(manifest: Manifest) -> dict[str, dict[str, Any]]:
+    """Scorer name -> its declared traits (value_kind, value_range, role, higher_is_better) from the manifest."""
+    out: dict[str, dict[str, Any]] = {}
+    for c in manifest.components:
+        if c.get("kind") in ("metric", "judge"):
+            out[str(c.get("name"))] = {k: c.get(k) for k in ("value_kind", "value_range", "role", "higher_is_better")}
+    return out
+
+
+def metric_summary(values: Sequence[float], *, kind: ValueKind | str, value_range: Sequence[float] | None, n_failed: int = 0,
+                   n_environment: int = 0, seed: int = 0) -> MetricSummary:
+    rng = (float(value_range[0]), float(value_range[1])) if value_range else None
+    if kind == "proportion" and any(v not in (0.0, 1.0) for v in values):
+        kind = "bounded"  # a scorer that declared proportions but produced other values: never mis-state the CI
+    if kind == "bounded" and (rng is None or not all(abs(x) != float("inf") for x in rng)):
+        kind = "unbounded"
+    vk: ValueKind = "proportion" if kind == "proportion" else "bounded" if kind == "bounded" else "unbounded"
+    s = summarize(list(values), kind=vk, value_range=rng if vk != "unbounded" else None, seed=seed)
+    return MetricSummary(mean=s["mean"], std=s["std"], n=s["n"], n_failed=n_failed, n_environment=n_environment,
+                         ci_low=s["ci_low"], ci_high=s["ci_high"], ci_method=s["ci_method"], value_kind=kind,
+                         value_range=rng if kind != "unbounded" else None)
+
+
+def sum_usage(records: Iterable[EvalRecord | MRRecord]) -> dict[str, UsageCounters]:
+    acc: dict[str, dict[str, Any]] = {}
+    for r in records:
+        for comp, u in r.usage.items():
+            a = acc.setdefault(comp, {f: 0 for f in UsageCounters.model_fields})
+            for f in UsageCounters.model_fields:
+                v = getattr(u, f)
+                if f == "cost":
+                    a[f] = None if (v is None or a[f] is None) else a[f] + v
+                else:
+                    a[f] += v
+    return {k: UsageCounters(**v) for k, v in sorted(acc.items())}
+
+
+def _errors(records: Sequence[EvalRecord | MRRecord]) -> tuple[dict[str, int], dict[str, int], int]:
+    by_comp: Counter[str] = Counter()
+    by_cat: Counter[str] = Counter()
+    for r in records:
+        for e in r.errors:
+            by_comp[e.component] += 1
+            by_cat[e.category] += 1
+    return dict(sorted(by_comp.items())), dict(sorted(by_cat.items())), sum(1 for r in records if r.errors)
+
+
+def aggregate_eval(manifest: Manifest, records: Sequence[EvalRecord]) -> Results:
+    """Per metric (and sub-value ``name.sub``) summaries over the evaluated examples."""
+    records = sorted(records, key=lambda r: r.example_id)
+    traits = scorer_traits(manifest)
+    seed = int(manifest.seeds.get("run", 0) or 0)
+    names: list[str] = list(manifest.metrics)
+    values: dict[str, list[float]] = {}
+    failed: Counter[str] = Counter()
+    env: Counter[str] = Counter()
+    for r in records:
+        for name in manifest.metrics:
+            if name not in r.scores:
+                failed[name] += 1  # the sample failed before this scorer ran: no value, counted as failed
+        for name, s in r.scores.items():
+            if name not in names:
+                names.append(name)
+            if s.ok and s.value is not None:
+                values.setdefault(name, []).append(float(s.value))
+                for sub, v in s.values.items():
+                    values.setdefault(f"{name}.{sub}", []).append(float(v))
+            else:
+                failed[name] += 1
+                if s.details.get("failure") == "environment":
+                    env[name] += 1
+    metrics: dict[str, MetricSummary] = {}
+    for name in names:
+        t = traits.get(name, {})
+        metrics[name] = metric_summary(values.get(name, []), kind=str(t.get("value_kind") or "bounded"),
+                                       value_range=t.get("value_range"), n_failed=failed[name],
+                                       n_environment=env[name], seed=seed)
+        subs = sorted(k for k in values if k.startswith(f"{name}."))
+        for sub in subs:
+            metrics[sub] = metric_summary(values[sub], kind="unbounded", value_range=None, n_failed=failed[name],
+                                          seed=seed)
+    rewards = [float(r.reward) for r in records if r.reward is not None]
+    by_comp, by_cat, n_failed = _errors(records)
+    return Results(
+        kind="eval", status=manifest.status, task=manifest.task.get("name"),
+        task_metric=manifest.task.get("task_metric"), n_items=len(manifest.item_ids), n_samples=len(records),
+        n_failed=n_failed, complete={r.example_id for r in records} >= set(manifest.item_ids),
+        metrics=metrics,
+        reward=metric_summary(rewards, kind="unbounded", value_range=None, n_failed=len(records) - len(rewards)),
+        errors_by_component=by_comp, errors_by_category=by_cat, usage=sum_usage(records),
+    )
+
+
+def aggregate_mr(manifest: Manifest, records: Sequence[MRRecord]) -> Results:
+    """MR over the rows (``reward``), and each scorer's per-row mean over the same futures as MR."""
+    records = sorted(records, key=lambda r: r.row_id)
+    traits = scorer_traits(manifest)
+    seed = int(manifest.seeds.get("run", 0) or 0)
+    per: dict[str, list[float]] = {}
+    failed: Counter[str] = Counter()
+    for r in records:
+        for name in manifest.metrics:
+            v = r.per_metric.get(name) if r.mr is not None else None
+            if v is None:
+                failed[name] += 1
+            else:
+                per.setdefault(name, []).append(float(v))
+    metrics = {}
+    for name in manifest.metrics:
+        t = traits.get(name, {})
+        kind = str(t.get("value_kind") or "bounded")
+        # A row's value is a mean over futures: a proportion's mean is a bounded score.
+        metrics[name] = metric_summary(per.get(name, []), kind="bounded" if kind == "proportion" else kind,
+                                       value_range=t.get("value_range"), n_failed=failed[name], seed=seed)
+    mrs = [float(r.mr) for r in records if r.mr is not None]
+    by_comp, by_cat, n_failed = _errors(records)
+    return Results(
+        kind="mr", status=manifest.status, task=manifest.task.get("name"),
+        task_metric=manifest.task.get("task_metric"), n_items=len(manifest.item_ids), n_samples=len(records),
+        n_failed=n_failed, complete={r.row_id for r in records} >= set(manifest.item_ids), metrics=metrics,
+        reward=metric_summary(mrs, kind="unbounded", value_range=None, n_failed=len(records) - len(mrs)),
+        errors_by_component=by_comp, errors_by_category=by_cat, usage=sum_usage(records),
+    )
+
+
+def usage_totals(usage: Mapping[str, UsageCounters]) -> dict[str, Any]:
+    tot: dict[str, Any] = {f: 0 for f in UsageCounters.model_fields}
+    for u in usage.values():
+        for f in UsageCounters.model_fields:
+            v = getattr(u, f)
+            tot[f] = None if (f == "cost" and (v is None or tot[f] is None)) else tot[f] + v
+    return tot
