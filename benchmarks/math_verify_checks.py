@@ -2,7 +2,9 @@
 (subprocess per worker, safe from threads, time-bounded by the caller), measured side by side in one run.
 
 Also re-verifies the shipped math-chat sample: every reference parses and matches itself, no reference matches its
-neighbour, and each reference equals an answer recomputed independently here (brute force or sympy).
+neighbour, and each reference equals an answer recomputed independently here (brute force or sympy). Then the
+answer rules of issue 12: prose references judged as intended by check_equivalent vs math-verify alone, and stale
+boxes (an earlier \\boxed{} followed by a later final-answer statement) read as the later answer.
 Run: .venv/bin/python benchmarks/math_verify_checks.py [--rounds N]
 """
 
@@ -73,6 +75,28 @@ def independent_answers() -> dict[int, str]:
     }
 
 
+#: (reference, answer, intended verdict): words compared as text, sentences by their math part.
+PROSE_CASES = [
+    ("No", "No", True), ("No", "no.", True), ("No", "On", False), ("Yes", "Sey", False), ("None", "one N", False),
+    ("Yes", "No", False), ("\\text{even}", "Even", True), ("the empty set", "Empty set", True),
+    ("0 is the only possible value", "0", True), ("0 is the only possible value", "1", False),
+    ("0 is the only possible value", "5 is the only possible value times 0", False),
+    ("0 is the only possible value", "The only possible value is 0.", True),
+    ("1 is the only possible value", "1", True), ("1", "1 is the only possible value", True),
+    ("12", "There are 12 ways", True), ("4", "The minimum value is $4$.", True),
+]
+
+#: (assistant messages, the answer that must be read).
+STALE_BOX_CASES = [
+    (["So \\boxed{239}. Wait, I miscounted: the final answer is 240."], "240"),
+    (["First try: $\\boxed{239}$\n\n**Final Answer:** 240"], "240"),
+    (["It is \\boxed{239}.", "I dropped a term; the final answer is 240.", "You're welcome!"], "240"),
+    (["\\boxed{239}", "Sorry, the answer is 240."], "240"),
+    (["The final answer is 239. Rechecking the last step: \\boxed{240}"], "240"),
+    (["We get \\boxed{240} (the answer is 239 only if n is odd)."], "240"),
+]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -98,6 +122,26 @@ def main() -> None:
           f"{len(indep) - len(wrong)}/{len(indep)} confirmed by independent computation")
     for w in wrong:
         print("  MISMATCH", w)
+
+    # Issue 12: prose references, and stale boxes.
+    from collab_harness_plugins.metrics.math_accuracy import _check
+    from collab_harness_plugins.tasks.math_chat import conversation_final_answer
+
+    from collab_harness.types import Conversation, Message
+
+    ok_new = sum(check_equivalent(g, a).equal == want for g, a, want in PROSE_CASES)
+    ok_raw = sum(_check(g, a, 6, 15, True)[0] == want for g, a, want in PROSE_CASES)
+    print(f"prose references: {ok_new}/{len(PROSE_CASES)} judged as intended "
+          f"(math-verify alone: {ok_raw}/{len(PROSE_CASES)})")
+    stale_ok = 0
+    for msgs, expected in STALE_BOX_CASES:
+        turns = [m for text in msgs for m in (Message(role="user", content="..."), Message(role="assistant",
+                                                                                        content=text))]
+        got = conversation_final_answer(Conversation.of(*turns))
+        stale_ok += got == expected
+        if got != expected:
+            print("  STALE BOX", msgs, "->", got)
+    print(f"stale boxes: {stale_ok}/{len(STALE_BOX_CASES)} read the later final answer")
 
     def inproc(p: tuple[str, str]) -> bool:
         return bool(verify(parse(_wrap(p[0])), parse(_wrap(p[1]))))

@@ -29,8 +29,8 @@ def scorer_traits(manifest: Manifest) -> dict[str, dict[str, Any]]:
     return out
 
 
-def metric_summary(values: Sequence[float], *, kind: ValueKind | str, value_range: Sequence[float] | None, n_failed: int = 0,
-                   n_environment: int = 0, seed: int = 0) -> MetricSummary:
+def metric_summary(values: Sequence[float], *, kind: ValueKind | str, value_range: Sequence[float] | None,
+                   n_failed: int = 0, n_environment: int = 0, seed: int = 0) -> MetricSummary:
     rng = (float(value_range[0]), float(value_range[1])) if value_range else None
     if kind == "proportion" and any(v not in (0.0, 1.0) for v in values):
         kind = "bounded"  # a scorer that declared proportions but produced other values: never mis-state the CI

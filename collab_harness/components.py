@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .errors import ConfigError, validation_summary
 from .executors import run_blocking
 from .models.protocol import ModelClient
+from .stats import ValueKind
 from .types import Conversation, Example, Score, TaskInfo, UserTurn
 
 __all__ = [
@@ -205,7 +206,6 @@ class ScoringContext:
 
 
 ScorerRole = Literal["task", "interaction", "efficiency", "other"]
-ValueKind = Literal["proportion", "bounded", "unbounded"]
 
 
 class _Scorer(Component):

@@ -140,10 +140,12 @@ async def run_evaluation_async(
     """Run (or resume) a benchmark into ``out`` (see the module docstring). ``client`` overrides the model client
     (default: one honouring the config's cache, concurrency, timeout and endpoints). Runs in the caller's loop."""
     from . import executors
+    from .executors import run_blocking
     from .preflight import preflight
 
-    built = build_components(host, config)
-    examples = built.task.examples(config.split, limit=config.limit, seed=config.seed)
+    # Building components and loading data is blocking work: off the caller's loop (a training loop may be it).
+    built = await run_blocking("io", build_components, host, config)
+    examples = await run_blocking("io", built.task.examples, config.split, limit=config.limit, seed=config.seed)
     if not examples:
         raise ConfigError(f"task {built.task.name!r} has no examples in split {config.split!r}")
     ids = [e.id for e in examples]

@@ -197,18 +197,20 @@ async def run_mr_async(
     """Score every row with MR into the run directory ``out`` (resumable, locked, like every run)."""
     from . import executors
     from .evaluation import open_client
+    from .executors import run_blocking
     from .preflight import preflight
 
     if str(out).endswith(".jsonl"):
         raise ConfigError(f"--out {out}: MR writes a run directory (manifest.json, samples.jsonl, results.json); "
                           f"name a directory, e.g. --out {str(out)[:-6] or 'runs/mr'}")
-    built = build_components(host, config)
+    # Building components and reading the input is blocking work: off the caller's loop.
+    built = await run_blocking("io", build_components, host, config)
     input_info: dict[str, Any] = {}
     if isinstance(rows, (str, Path)):
         p = Path(rows)
         input_info = {"path": str(p), "file_sha256": hashlib.sha256(p.read_bytes()).hexdigest()
                       if p.is_file() else None}
-        rows = read_rows(p, built.task)
+        rows = await run_blocking("io", read_rows, p, built.task)
     rows = list(rows)
     input_info.update({"rows": len(rows), "sha256": rows_digest(rows)})
     mr_config = mr_config_of(config, built)

@@ -87,3 +87,44 @@ def test_kill9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert res_a == recompute_results(killed).model_dump(mode="json")
     man = json.loads((killed / "manifest.json").read_text())
     assert man["resumes"] and man["resumes"][0]["dropped_torn_line"] is True and man["status"] == "success"
+
+
+def _mr_args(inp: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, DRIVER, "--latency", "0.1", "--", "mr", "--task", "math-chat", "--input", str(inp),
+            "--samples", "2", "--window", "1", "--seed", "3", "--concurrency", "2", "--assistant",
+            "scripted/ev-assistant", "--judge", "scripted/ev-judge", "--out", str(out), "--no-progress", *extra]
+
+
+def test_kill9_during_mr_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    inp = tmp_path / "rows.jsonl"
+    rows = [{"id": f"r{i}", "example_id": f"math-chat/sample-{i:03d}",
+             "history": [{"role": "user", "content": "I need help with a math problem."}],
+             "candidate": "Sure, what is the problem?" if i % 2 else "The answer is \\\\boxed{7}."} for i in range(10)]
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {**os.environ, "COLLAB_HARNESS_CACHE_DIR": str(tmp_path / "cache-a")}  # fresh: nothing served cached
+    out = tmp_path / "mr"
+    proc = subprocess.Popen(_mr_args(inp, out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    samples = out / "samples.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if samples.exists() and samples.read_bytes().count(b"\n") >= 2:
+            break
+        if proc.poll() is not None:
+            raise AssertionError(f"mr ended before it could be killed: {proc.communicate()[1].decode()}")
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    before = read_records(samples)
+    assert 2 <= len(before.records) < 10, "kill came too late to test anything"
+    assert json.loads((out / "manifest.json").read_text())["status"] == "started"
+
+    r = subprocess.run(_mr_args(inp, out, "--resume"), env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    after = read_records(samples)
+    ids = [x.item_id for x in after.records]
+    assert sorted(ids) == sorted(f"r{i}" for i in range(10))  # 0 lost
+    assert not after.duplicates and not after.torn_tail  # 0 duplicated
+    # The rows finished before the kill are untouched by the resume.
+    assert [x.model_dump() for x in after.records[: len(before.records)]] == [x.model_dump() for x in before.records]
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "success" and man["resumes"][0]["finished_before"] == len(before.records)

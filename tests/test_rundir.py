@@ -88,7 +88,7 @@ def test_a_record_of_the_wrong_shape_is_an_error_naming_the_field(tmp_path: Path
         f.write(json.dumps({"kind": "eval", "id": "x", "seed": "not a number", "example_id": "b",
                             "conversation": []}) + "\n")
     append_record(p, _rec("c"))
-    with pytest.raises(RunDirError, match="line 2.*seed"):
+    with pytest.raises(RunDirError, match=r"line 2.*seed"):
         read_records(p)
 
 

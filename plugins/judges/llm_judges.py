@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collab_harness import hookimpl
 from collab_harness.components import ComponentOptions, Judge, ScorerRole, ScoringContext
+from collab_harness.executors import run_blocking
 from collab_harness.models.protocol import GenerationParams, StructuredResult
 from collab_harness.types import Conversation, Score
 
@@ -174,7 +175,8 @@ class _LLMJudge(Judge):
         opts: Any = self.options
         parity = self._parity(ctx)
         if opts.model == OFFLINE_JUDGE:
-            return self._rules_score(ctx, parity)
+            # The rubric is CPU work (tokenising, matching): on the metrics executor, off the event loop.
+            return await run_blocking("metrics", self._rules_score, ctx, parity)
         if ctx.client is None:
             return Score.failed(self.name, "no model client in the scoring context", model=opts.model)
         prompt = self._messages(ctx, parity)

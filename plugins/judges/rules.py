@@ -258,8 +258,6 @@ def interactivity_rules(goal: str, messages: Sequence[Message], forward_start: i
 
 # ----------------------------------------------------------------------------------------------------- accuracy
 
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_ANSWER_LEAD = re.compile(r"(?:final\s+)?answer\s*(?:is|:|=)\s*:?\s*(.+)", re.IGNORECASE)
 _WRAPPER = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mathit|operatorname|boxed|fbox)\s*\{([^{}]*)\}")
 _FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 _LATEX_NOISE = re.compile(r"\\(?:left|right|displaystyle|[,;:! ]|\(|\)|\[|\])|\$")
@@ -268,31 +266,19 @@ _TOKEN = re.compile(rf"{_NUMBER.pattern}|[^\W_]+", re.UNICODE)
 _ARTICLES = frozenset({"a", "an", "the"})
 
 
-def _last_boxed(text: str) -> str | None:
-    """Contents of the last ``\\boxed{...}`` (nested braces balanced), or None."""
-    found = None
-    for m in _BOXED.finditer(text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            found = text[m.end(): i - 1]
-    return found
-
-
 def extract_final_answer(text: str, *, lead_phrases: bool = True) -> str:
-    """The answer part of a reply: the last ``\\boxed{}``, else what follows the last "answer is/:" (when
-    ``lead_phrases``), else all of it."""
-    boxed = _last_boxed(text)
-    if boxed is not None:
-        return boxed
+    """The answer part of a reply, by the one rule the math task and metric use
+    (:func:`collab_harness_plugins.tasks.math_chat.extract_final_answer`: the last final statement wins, a later
+    "final answer is X" beating an earlier box), else all of it. ``lead_phrases=False`` (references): only a
+    ``\\boxed{}`` marks the answer."""
+    from collab_harness_plugins.tasks.math_chat import extract_final_answer as stated
+    from collab_harness_plugins.tasks.math_chat import last_boxed
+
     if not lead_phrases:
-        return text
-    leads = list(_ANSWER_LEAD.finditer(text))
-    if leads:
-        return leads[-1].group(1).strip()
-    return text
+        boxed = last_boxed(text)
+        return boxed if boxed is not None else text
+    answer = stated(text)
+    return answer if answer is not None else text
 
 
 def _canonical_number(tok: str) -> str:

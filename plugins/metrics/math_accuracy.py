@@ -5,29 +5,43 @@ only works on the main thread, while metrics run in worker threads (``asyncio.to
 small pool of spawned worker processes with math-verify's own timeouts disabled; the caller waits at most
 ``timeout_s`` and kills (and later replaces) a worker that overruns, so one pathological expression can neither hang
 a run nor poison later checks. A timeout or a dead checker is a failed score, never a 0.
+
+Which comparison applies depends on the reference (:func:`classify_answer`), because math-verify reads any letters as
+symbols: "No" would parse as ``N*o`` and equal "On", and "0 is the only possible value" as ``0*E*a*...`` = 0:
+
+- a *text* reference (words only: no digit, no math notation; ``\\text{}`` wrappers and ``$`` ignored), e.g.
+  "No", "\\text{even}", "Monday": equal iff the normalised texts are equal (case, punctuation, the articles a/an/the
+  and spacing ignored). math-verify is not consulted.
+- a *sentence* reference (math plus prose words), e.g. "0 is the only possible value": its math part ("0"; several
+  parts are joined as a list) is the reference; an answer that is itself a sentence is reduced the same way.
+- any other reference (*math*): math-verify on the answer as given, or on its math part when the answer is a
+  sentence ("1 is the only possible value" -> "1"; "5 inches" -> "5").
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import re
 import threading
 import time
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from pydantic import Field
 
 from collab_harness import hookimpl
-from collab_harness.components import ComponentOptions, Metric, ScoringContext
+from collab_harness.components import ComponentOptions, Metric, ScoringContext, ValueKind
 from collab_harness.types import Score
 
 __all__ = [
+    "AnswerForm",
     "CheckError",
     "CheckResult",
     "CheckTimeout",
     "MathAccuracy",
     "MathAccuracyOptions",
     "check_equivalent",
+    "classify_answer",
     "register_metrics",
     "shutdown_pool",
 ]
@@ -50,6 +64,78 @@ class CheckResult(NamedTuple):
     gold_parsed: str
     pred_parsed: str
     seconds: float
+    #: "math" (math-verify on the strings as given), "text" (normalised text of a text reference), "math of
+    #: sentence" (math-verify on the math part of a sentence reference or answer).
+    mode: str = "math"
+
+
+# ------------------------------------------------------------------------------------------ answer forms
+
+AnswerKind = Literal["text", "sentence", "math"]
+
+
+class AnswerForm(NamedTuple):
+    """How an answer string is compared: ``kind`` and what is compared (``core``): the normalised text for
+    ``text``, the math part for ``sentence``, the string itself for ``math``."""
+
+    kind: AnswerKind
+    core: str
+
+
+_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textit|textrm|textsf|texttt|textnormal|mbox|mathrm)\s*\{([^{}]*)\}")
+_ENVIRONMENT = re.compile(r"\\(?:begin|end)\s*\{[^{}]*\}")
+_DELIMITER = re.compile(r"(?<!\\)\$|\\[()\[\]]|\\[,;:! ]|~")
+_WORDS_ONLY = re.compile(r"[A-Za-z\s,.;:!?'\u2019()\-]+")
+_TWO_LETTERS = re.compile(r"[A-Za-z]{2,}")
+#: A run of letters standing alone: not part of a LaTeX command (\\frac), of a product such as 2xy, or a function
+#: name applied to an argument (sqrt(2)).
+_WORD = re.compile(r"(?<![\\A-Za-z0-9])[A-Za-z]{2,}(?![A-Za-z0-9(])")
+#: Short words that are prose; longer runs (4+ letters) are prose anyway. Short letter runs not listed here (xy, abc,
+#: sin, lcm) are read as math.
+_SHORT_PROSE = frozenset({
+    "is", "are", "was", "the", "an", "of", "to", "in", "on", "at", "by", "for", "all", "any", "no", "yes", "not",
+    "be", "it", "its", "as", "if", "so", "we", "has", "can", "one", "two", "way", "ways",
+})
+#: Joiners: alone they do not make a sentence (math-verify reads "3 or 4" and "x = 3 and x = 4" as sets itself).
+_JOINERS = frozenset({"or", "and"})
+_ARTICLES = frozenset({"a", "an", "the"})
+
+
+def _plain(answer: str) -> str:
+    """``answer`` without text wrappers (kept: their content), matrix environment names, math delimiters and
+    LaTeX spacing."""
+    s = answer
+    for _ in range(3):  # nested wrappers (\\textbf{\\text{No}}) unwrap from the inside out
+        s2 = _TEXT_WRAPPER.sub(r" \1 ", s)
+        if s2 == s:
+            break
+        s = s2
+    s = _ENVIRONMENT.sub(" ", s)
+    return " ".join(_DELIMITER.sub(" ", s).split())
+
+
+def _normalise_text(plain: str) -> str:
+    words = re.sub(r"[^a-z0-9]+", " ", plain.lower()).split()
+    return " ".join(w for w in words if w not in _ARTICLES)
+
+
+def classify_answer(answer: str) -> AnswerForm:
+    """Classify an answer (or reference) as ``text``, ``sentence`` or ``math`` (see the module docstring)."""
+    plain = _plain(answer)
+    if _WORDS_ONLY.fullmatch(plain) and _TWO_LETTERS.search(plain):
+        return AnswerForm("text", _normalise_text(plain))
+    words = [m for m in _WORD.finditer(plain) if len(m.group(0)) >= 4 or m.group(0).lower() in _SHORT_PROSE]
+    if not words:
+        return AnswerForm("math", answer)
+    # The math part: what lies between prose words (and joiners), trimmed of sentence punctuation.
+    pieces = re.split(
+        r"(?<![\\A-Za-z0-9])(?:[A-Za-z]{4,}|" + "|".join(sorted(_SHORT_PROSE | _JOINERS)) + r")(?![A-Za-z0-9(])",
+        plain,
+        flags=re.IGNORECASE,
+    )
+    parts = [p.strip(" ,.;:!?=") for p in pieces]
+    # A piece starting with ^ or _ is the exponent or index of a removed word (a unit: "6 units^2").
+    return AnswerForm("sentence", ", ".join(p for p in parts if p and p[0] not in "^_"))
 
 
 # ------------------------------------------------------------------------------------- worker-process side
@@ -318,14 +404,27 @@ def check_equivalent(
     numeric_precision: int = 15,
     strict: bool = True,
 ) -> CheckResult:
-    """Whether ``answer`` is equivalent to ``reference`` per math-verify, run in a worker process.
+    """Whether ``answer`` is equivalent to ``reference``: text comparison for a text reference, math-verify (in a
+    worker process) otherwise, on the math part of sentences (rules in the module docstring).
 
-    Thread-safe. Raises :class:`CheckTimeout` when the check overruns ``timeout_s`` and :class:`CheckError` when the
+    Thread-safe. Raises :class:`CheckTimeout` when a check overruns ``timeout_s`` and :class:`CheckError` when the
     checker fails; a wrong or unparseable answer is simply ``equal=False``.
     """
     t0 = time.perf_counter()
-    equal, g, p = _get_pool().run((reference, answer, float_rounding, numeric_precision, strict), timeout_s)
-    return CheckResult(equal, g, p, time.perf_counter() - t0)
+    gold = classify_answer(reference)
+    pred = classify_answer(answer)
+    if gold.kind == "text":
+        equal = pred.kind == "text" and pred.core == gold.core
+        return CheckResult(equal, f"text: {gold.core}", f"text: {pred.core}", time.perf_counter() - t0, "text")
+    # A sentence is compared by its math part only: its prose must never reach math-verify as a product of letters.
+    g = gold.core if gold.kind == "sentence" else reference
+    p = pred.core if pred.kind == "sentence" else answer
+    if not g or not p:  # a sentence with no math in it: only the same sentence matches
+        same = _normalise_text(_plain(reference)) == _normalise_text(_plain(answer))
+        return CheckResult(same, f"text: {reference}", f"text: {answer}", time.perf_counter() - t0, "text")
+    mode = "math of sentence" if "sentence" in (gold.kind, pred.kind) else "math"
+    equal, gp, pp = _get_pool().run((g, p, float_rounding, numeric_precision, strict), timeout_s)
+    return CheckResult(equal, gp, pp, time.perf_counter() - t0, mode)
 
 
 # -------------------------------------------------------------------------------------------------- metric
@@ -346,11 +445,12 @@ class MathAccuracy(Metric):
     description: ClassVar[str] = "Final answer equivalent to the reference (math-verify, time-bounded subprocess)."
     Options: ClassVar[type[ComponentOptions]] = MathAccuracyOptions
     value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    value_kind: ClassVar[ValueKind] = "proportion"
     higher_is_better: ClassVar[bool] = True
     needs_artefact: ClassVar[bool] = True
 
     def _find_answer(self, ctx: ScoringContext) -> tuple[str | None, str]:
-        from collab_harness_plugins.tasks.math_chat import extract_final_answer, last_boxed
+        from collab_harness_plugins.tasks.math_chat import conversation_final_answer, extract_final_answer
 
         if ctx.artefact is not None and ctx.artefact.strip():
             art = ctx.artefact.strip()
@@ -360,11 +460,9 @@ class MathAccuracy(Metric):
             ruled = ctx.task.extract_rule(ctx.example, ctx.conversation)
             if ruled is not None and ruled.strip():
                 return ruled.strip(), "task rule"
-        for m in reversed(ctx.conversation.by_role("assistant")):
-            boxed = last_boxed(m.content)
-            if boxed is not None:
-                return boxed, "last boxed"
-        return None, "none"
+        # No task at hand: the same rule math-chat applies (last assistant message stating a final answer).
+        stated = conversation_final_answer(ctx.conversation)
+        return (stated, "conversation") if stated is not None else (None, "none")
 
     def compute(self, ctx: ScoringContext) -> Score:
         opts: Any = self.options
@@ -392,6 +490,7 @@ class MathAccuracy(Metric):
                 "reference": reference,
                 "parsed_answer": res.pred_parsed[:500],
                 "parsed_reference": res.gold_parsed[:500],
+                "comparison": res.mode,
                 "check_seconds": round(res.seconds, 4),
             },
         )

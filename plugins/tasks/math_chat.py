@@ -20,6 +20,7 @@ from ._common import DatasetTask
 __all__ = [
     "EXTRACTION_REQUIREMENT",
     "MathChat",
+    "conversation_final_answer",
     "extract_final_answer",
     "last_boxed",
     "make_shards",
@@ -53,47 +54,86 @@ def _matching_brace(text: str, start: int) -> int | None:
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` / ``\\fbox{...}`` in ``text`` (balanced braces), or None.
+    """Content of the last ``\\boxed{...}`` / ``\\fbox{...}`` in ``text`` (balanced braces), or None: how a MATH
+    *solution* states its reference answer. (An assistant's answer is read by :func:`extract_final_answer`.)
 
     Also accepts the brace-less form ``\\boxed 5`` that appears in some MATH solutions.
     """
-    for m in reversed(list(_BOX_RE.finditer(text))):
-        i = m.end()
-        while i < len(text) and text[i] == " ":
-            i += 1
-        if i < len(text) and text[i] == "{":
-            end = _matching_brace(text, i)
-            if end is not None and text[i + 1 : end].strip():
-                return text[i + 1 : end].strip()
-            continue  # unbalanced or empty: try an earlier box
-        if i > m.end():  # "\boxed 5": the token after the space
-            tok = re.match(r"[^\s$]+", text[i:])
-            if tok:
-                return tok.group(0)
-    return None
+    boxes = _boxes(text)
+    return boxes[-1][1] if boxes else None
 
 
+#: An explicit final-answer statement ("The final answer is 240", "**Final Answer:** 240"): it overrides any box
+#: that comes before it in the same message.
+_FINAL_ANSWER_RE = re.compile(
+    r"\bfinal\s+answer\s*(?:\*\*)?\s*(?:is|:|=)\s*:?\s*(?:\*\*)?\s*(.+?)\s*(?:\.\s*$|\.\s+[A-Z*]|\n|$)",
+    re.IGNORECASE | re.DOTALL,
+)
+#: A weaker statement ("the answer is 7", "answer: 7"): read only from a message with no box and no final-answer
+#: statement (an aside such as "(the answer is 4)" after a box is not a correction).
 _ANSWER_IS_RE = re.compile(
     r"(?:final\s+answer|the\s+answer|answer)\s*(?:is|:|=)\s*:?\s*(.+?)\s*(?:\.\s*$|\.\s+[A-Z]|\n|$)",
     re.IGNORECASE | re.DOTALL,
 )
 
 
-def extract_final_answer(text: str) -> str | None:
-    """The final answer stated in ``text``: its last boxed expression, else the last "answer is X", else None."""
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return boxed
-    matches = list(_ANSWER_IS_RE.finditer(text))
-    if not matches:
-        return None
-    ans = matches[-1].group(1).strip().strip("*").strip()
+def _clean_stated(ans: str) -> str | None:
+    ans = ans.strip().strip("*").strip()
     # Unwrap inline math delimiters around the whole answer: "$\frac{1}{2}$" -> "\frac{1}{2}".
     for lo, hi in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if ans.startswith(lo) and ans.endswith(hi) and len(ans) > len(lo) + len(hi):
             ans = ans[len(lo) : -len(hi)].strip()
             break
     return ans or None
+
+
+def _boxes(text: str) -> list[tuple[int, str]]:
+    """(position, content) of every complete ``\\boxed{...}`` / ``\\fbox{...}`` / ``\\boxed 5`` in ``text``."""
+    out: list[tuple[int, str]] = []
+    for m in _BOX_RE.finditer(text):
+        i = m.end()
+        while i < len(text) and text[i] == " ":
+            i += 1
+        if i < len(text) and text[i] == "{":
+            end = _matching_brace(text, i)
+            if end is not None and text[i + 1 : end].strip():
+                out.append((m.start(), text[i + 1 : end].strip()))
+        elif i > m.end():  # "\boxed 5": the token after the space
+            tok = re.match(r"[^\s$]+", text[i:])
+            if tok:
+                out.append((m.start(), tok.group(0)))
+    return out
+
+
+def extract_final_answer(text: str) -> str | None:
+    """The final answer stated in one message, or None. This is the one rule the task, the metric and the success
+    check share:
+
+    1. the last *final* statement wins, whichever comes last in the text: a ``\\boxed{}`` (or ``\\fbox{}``) or an
+       explicit "final answer is X" / "Final answer: X" sentence. So "\\boxed{239} ... the final answer is 240"
+       reads 240, and "the final answer is $\\boxed{240}$" reads 240;
+    2. only when the message has neither, the last "the answer is X" / "answer: X".
+    """
+    candidates: list[tuple[int, str]] = _boxes(text)
+    for m in _FINAL_ANSWER_RE.finditer(text):
+        ans = _clean_stated(m.group(1))
+        if ans is not None:
+            candidates.append((m.start(), ans))
+    if candidates:
+        return max(candidates, key=lambda c: c[0])[1]
+    matches = list(_ANSWER_IS_RE.finditer(text))
+    return _clean_stated(matches[-1].group(1)) if matches else None
+
+
+def conversation_final_answer(conversation: Conversation) -> str | None:
+    """The final answer of the last assistant message that states one (:func:`extract_final_answer`), or None: a
+    later correction in a new message replaces an earlier answer, a later message without an answer ("You're
+    welcome!") does not."""
+    for m in reversed(conversation.by_role("assistant")):
+        ans = extract_final_answer(m.content)
+        if ans is not None:
+            return ans
+    return None
 
 
 _PROSE_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
@@ -245,17 +285,8 @@ class MathChat(DatasetTask):
         )
 
     def extract_rule(self, example: Example, conversation: Conversation) -> str | None:
-        """The last boxed answer across the assistant's messages, else the last "answer is X", else None."""
-        replies = conversation.by_role("assistant")
-        for m in reversed(replies):
-            boxed = last_boxed(m.content)
-            if boxed is not None:
-                return boxed
-        for m in reversed(replies):
-            ans = extract_final_answer(m.content)
-            if ans is not None:
-                return ans
-        return None
+        """The final answer of the last assistant message that states one (:func:`conversation_final_answer`)."""
+        return conversation_final_answer(conversation)
 
     def check_success(self, example: Example, answer: str) -> bool | None:
         """Equivalence of ``answer``'s final answer to the reference (None when the checker cannot tell)."""

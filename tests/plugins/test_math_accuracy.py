@@ -8,7 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from collab_harness_plugins.metrics import math_accuracy
-from collab_harness_plugins.metrics.math_accuracy import CheckTimeout, MathAccuracy, check_equivalent
+from collab_harness_plugins.metrics.math_accuracy import (
+    AnswerForm,
+    CheckTimeout,
+    MathAccuracy,
+    check_equivalent,
+    classify_answer,
+)
 from collab_harness_plugins.tasks.math_chat import MathChat
 
 from collab_harness.components import ScoringContext
@@ -103,7 +109,70 @@ def test_falls_back_to_task_rule_then_last_boxed(task: MathChat) -> None:
     value, details = _score("\\frac12", None, conv, task)
     assert value == 1.0 and details["answer_source"] == "task rule"
     value, details = _score("\\frac12", None, conv, None)
-    assert value == 1.0 and details["answer_source"] == "last boxed"
+    assert value == 1.0 and details["answer_source"] == "conversation"
+
+
+def test_stale_box_is_not_the_answer(task: MathChat) -> None:
+    """Issue 12: an earlier box followed by a later final-answer statement scores the later answer, with or
+    without the task at hand, in one message or across messages."""
+    one = Conversation.of(("user", "hi"), ("assistant", "So \\boxed{239}. Wait: the final answer is 240."))
+    across = Conversation.of(("user", "hi"), ("assistant", "It is \\boxed{239}."), ("user", "sure?"),
+                             ("assistant", "I dropped a term; the final answer is 240."), ("user", "thanks"),
+                             ("assistant", "You're welcome!"))
+    for conv in (one, across):
+        for t in (task, None):
+            value, details = _score("240", None, conv, t)
+            assert value == 1.0 and details["answer"] == "240", details
+            assert _score("239", None, conv, t)[0] == 0.0
+    # An extractor's artefact is read by the same rule.
+    value, details = _score("240", "\\boxed{239} -- correction, final answer: 240", None, None)
+    assert value == 1.0 and details["answer"] == "240"
+
+
+# Prose references are compared as text (or by their math part), never as products of letters. "was" marks what
+# math-verify alone answered before this rule (benchmarks/math_verify_checks.py recomputes both columns).
+PROSE = [
+    # (reference, answer, equal, comparison)
+    ("No", "No", True, "text"),
+    ("No", "no.", True, "text"),  # was False
+    ("No", "\\text{No}", True, "text"),
+    ("No", "On", False, "text"),  # was True: N*o == O*n
+    ("Yes", "Sey", False, "text"),  # was True
+    ("None", "one N", False, "text"),  # was True
+    ("Yes", "No", False, "text"),
+    ("\\text{Monday}", "monday", True, "text"),
+    ("\\text{even}", "\\text{neve}", False, "text"),
+    ("the empty set", "Empty set", True, "text"),  # was False
+    ("0 is the only possible value", "0", True, "math of sentence"),
+    ("0 is the only possible value", "\\frac{0}{5}", True, "math of sentence"),
+    ("0 is the only possible value", "1", False, "math of sentence"),
+    ("0 is the only possible value", "5 is the only possible value times 0", False, "math of sentence"),  # was True
+    ("0 is the only possible value", "The only possible value is 0.", True, "math of sentence"),  # was False
+    ("1 is the only possible value", "1", True, "math of sentence"),  # was False: 1*i*s*t*h*e... != 1
+    ("1", "1 is the only possible value", True, "math of sentence"),  # was False
+    ("12", "There are 12 ways", True, "math of sentence"),  # was False
+    ("4", "The minimum value is $4$.", True, "math of sentence"),  # was False
+    ("0", "0 is not the value; it is 1", False, "math of sentence"),
+    ("6\\text{ units}^2", "6", True, "math of sentence"),
+]
+
+
+@pytest.mark.parametrize(("reference", "answer", "equal", "comparison"), PROSE)
+def test_prose_references(reference: str, answer: str, equal: bool, comparison: str) -> None:
+    value, details = _score(reference, answer)
+    assert value == float(equal), details
+    assert details["comparison"] == comparison
+
+
+def test_answer_forms() -> None:
+    assert classify_answer("No") == AnswerForm("text", "no")
+    assert classify_answer("$\\textbf{The} Empty  set.$") == AnswerForm("text", "empty set")
+    assert classify_answer("0 is the only possible value") == AnswerForm("sentence", "0")
+    assert classify_answer("x = 3 or x = -1, so both values work").core == "x = 3, x = -1"
+    # Math stays math: single letters, LaTeX commands, matrices, products, function names, "or"/"and" lists.
+    for math_answer in ("x", "(C)", "A, C", "\\frac{\\pi}{3}", "2xy", "sqrt(2)", "\\operatorname{lcm}(a,b)",
+                        "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "3 or 4", "x = 3 and x = 4", "5\\text{ cm}"):
+        assert classify_answer(math_answer).kind == "math", math_answer
 
 
 def test_no_answer_is_a_wrong_answer_not_a_failure(task: MathChat) -> None:

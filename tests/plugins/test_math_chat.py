@@ -10,11 +10,17 @@ from pathlib import Path
 import pytest
 from collab_harness_plugins.tasks import math_chat
 from collab_harness_plugins.tasks._common import read_records, sample_path
-from collab_harness_plugins.tasks.math_chat import MathChat, extract_final_answer, last_boxed, make_shards
+from collab_harness_plugins.tasks.math_chat import (
+    MathChat,
+    conversation_final_answer,
+    extract_final_answer,
+    last_boxed,
+    make_shards,
+)
 
 from collab_harness import build_plugin_manager
 from collab_harness.testing import TaskContract
-from collab_harness.types import Conversation
+from collab_harness.types import Conversation, Example
 
 
 class TestMathChatContract(TaskContract):
@@ -52,8 +58,17 @@ def test_last_boxed(text: str, want: str | None) -> None:
         ("Therefore the answer is $\\frac{1}{2}$.", "\\frac{1}{2}"),
         ("Final answer: 42", "42"),
         ("The answer is 7. I hope this helps.", "7"),
-        ("We get \\boxed{3} (the answer is 4).", "3"),  # a box wins over prose
+        ("We get \\boxed{3} (the answer is 4).", "3"),  # an aside after a box is not a correction
         ("I am not sure yet, could you tell me more?", None),
+        # The last final statement wins: a later explicit "final answer" beats an earlier box (issue 12) ...
+        ("So \\boxed{239}. Wait, I miscounted: the final answer is 240.", "240"),
+        ("First try: $\\boxed{239}$\n\n**Final Answer:** 240", "240"),
+        ("\\boxed{239}\n\nFinal answer: $\\frac{1}{2}$", "\\frac{1}{2}"),
+        # ... and a later box beats an earlier statement; a statement holding a box reads the box.
+        ("The final answer is 239. Hmm, rechecking the last step: \\boxed{240}", "240"),
+        ("The final answer is $\\boxed{240}$.", "240"),
+        ("Final answer:\n\n\\[\\boxed{7}\\]", "7"),
+        ("The final answer is No.", "No"),
     ],
 )
 def test_extract_final_answer(text: str, want: str | None) -> None:
@@ -201,6 +216,27 @@ def test_extract_rule() -> None:
     assert task.extract_rule(e, Conversation()) is None
 
 
+def test_stale_box_reads_the_later_answer() -> None:
+    """Issue 12: "\\boxed{239}" earlier, "the final answer is 240" later reads 240, in one message or across
+    messages, and a later plain "the answer is" in a new message is a correction too."""
+    task = MathChat(source="sample")
+    e = task.load("test")[0]
+    one = Conversation.of(("user", "help"), ("assistant", "So \\boxed{239}. Wait: the final answer is 240."))
+    assert task.extract_rule(e, one) == "240"
+    across = Conversation.of(
+        ("user", "help"), ("assistant", "It is \\boxed{239}."), ("user", "Are you sure? Check the last step."),
+        ("assistant", "You're right, I dropped a term. The final answer is 240."), ("user", "thanks"),
+        ("assistant", "Glad to help!"),
+    )
+    assert task.extract_rule(e, across) == "240"
+    plain = Conversation.of(("user", "help"), ("assistant", "\\boxed{239}"), ("user", "sure?"),
+                            ("assistant", "Sorry, the answer is 240."))
+    assert task.extract_rule(e, plain) == conversation_final_answer(plain) == "240"
+    # A user message never states the assistant's answer.
+    assert task.extract_rule(e, Conversation.of(("assistant", "\\boxed{239}"), ("user", "The final answer is 1"))) \
+        == "239"
+
+
 def test_check_success() -> None:
     task = MathChat(source="sample")
     half = next(e for s in ("train", "test") for e in task.load(s) if e.reference == "\\frac{1}{2}")
@@ -214,6 +250,17 @@ def test_check_success() -> None:
     for bare in ("1/2", "x = 1/2", "\\frac{1}{2}", "\\text{Monday}", "(0, 1]"):
         assert math_chat._looks_like_bare_answer(bare), bare
     assert task.check_success(half, "x = 1/2") is True
+    # The stale-box rule holds in the success check too (the shard user's "am I satisfied" test).
+    assert task.check_success(half, "\\boxed{\\frac{1}{3}} ... no: the final answer is $\\frac{1}{2}$.") is True
+    assert task.check_success(half, "The final answer is 1/2. On reflection: \\boxed{\\frac{1}{3}}") is False
+
+
+def test_check_success_on_prose_references() -> None:
+    task = MathChat(source="sample")
+    no = Example(id="prose-no", task="math-chat", prompt="Is 91 prime?", reference="No")
+    assert task.check_success(no, "No") is True
+    assert task.check_success(no, "The final answer is no.") is True
+    assert task.check_success(no, "On") is False  # math-verify alone: N*o == O*n
 
 
 def test_registered_through_entry_point() -> None:
