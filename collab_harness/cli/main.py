@@ -17,6 +17,7 @@ import click
 
 from .. import __version__
 from ..errors import CollabHarnessError
+from ..scrub import scrub_text
 from ._common import State, env
 
 # command name -> "module:function"; imported only when the command runs (or help lists it).
@@ -88,6 +89,9 @@ def cli(ctx: click.Context, debug: bool, strict_plugins: bool, block: tuple[str,
         b.strip() for b in os.environ.get("COLLAB_HARNESS_BLOCK_PLUGINS", "").split(",") if b.strip()
     ]
     ctx.obj = State(debug=debug, strict=strict_plugins, block=blocked)
+    from ..scrub import install_log_filter
+
+    install_log_filter()  # provider libraries log request errors; a key they echo never reaches the terminal
 
 
 def _raise_errors(argv: list[str]) -> bool:
@@ -108,12 +112,12 @@ def main(argv: list[str] | None = None) -> Any:
     except click.ClickException as e:
         if debug:
             raise
-        click.echo(f"error: {e.format_message()}".replace("\n", " "), err=True)
+        click.echo(scrub_text(f"error: {e.format_message()}".replace("\n", " ")), err=True)
         sys.exit(e.exit_code)
     except CollabHarnessError as e:
         if debug:
             raise
-        click.echo(f"error: {e}".replace("\n", " "), err=True)
+        click.echo(scrub_text(f"error: {e}".replace("\n", " ")), err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)

@@ -41,12 +41,15 @@ def _words(text: str) -> int:
 
 class ChatServer:
     """A threaded aiohttp server; use as a context manager. ``reply`` decides every answer; ``latency_s`` delays
-    each one; ``status`` (e.g. 401) makes every request fail with that HTTP status."""
+    each one; ``status`` (e.g. 401) makes every request fail with that HTTP status and ``error_message`` in the
+    error body (providers echo all sorts of things there, keys included)."""
 
-    def __init__(self, reply: ReplyFn, *, latency_s: float = 0.0, status: int = 200) -> None:
+    def __init__(self, reply: ReplyFn, *, latency_s: float = 0.0, status: int = 200,
+                 error_message: str | None = None) -> None:
         self.reply = reply
         self.latency_s = latency_s
         self.status = status
+        self.error_message = error_message
         self.requests: list[dict[str, Any]] = []
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -78,8 +81,8 @@ class ChatServer:
     def _error_response(self) -> Any:
         from aiohttp import web
 
-        return web.json_response({"error": {"message": f"injected HTTP {self.status}", "type": "error"}},
-                                 status=self.status)
+        msg = self.error_message or f"injected HTTP {self.status}"
+        return web.json_response({"error": {"message": msg, "type": "error"}}, status=self.status)
 
     async def _openai(self, request: Any) -> Any:
         from aiohttp import web
