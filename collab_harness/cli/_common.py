@@ -71,6 +71,11 @@ def run_options(fn: F) -> F:
         click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar=env("config"),
                      help="YAML file with the same options; flags win over it."),
         click.option("--task", envvar=env("task"), help="Task name (doc-chat, math-chat, code-chat, abg-coqa, ...)."),
+        click.option("--source", type=click.Choice(["auto", "hub", "local", "sample"]), envvar=env("source"),
+                     help="Where the task's data comes from: the hub set, a local file (--data), the shipped offline "
+                          "sample, or auto (local if --data, else the hub when reachable, else the sample)."),
+        click.option("--data", envvar=env("data"), type=click.Path(),
+                     help="A local data file (JSONL, JSON, parquet) in the task's or the hub's format."),
         click.option("--split", envvar=env("split"), help="Split to use (default: test)."),
         click.option("--limit", type=int, envvar=env("limit"), help="Use N examples, chosen by --seed."),
         click.option("--seed", type=int, envvar=env("seed"), help="Run seed (default 0)."),
@@ -112,6 +117,8 @@ def run_options(fn: F) -> F:
         click.option("--progress/--no-progress", default=True, envvar=env("progress"),
                      help="Show progress on stderr."),
         click.option("--json", "as_json", is_flag=True, envvar=env("json"), help="Print the results as JSON."),
+        click.option("--dry-run", is_flag=True, envvar=env("dry_run"),
+                     help="Print the planned model calls per component and their estimated cost; call nothing."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -123,27 +130,38 @@ def build_config(config_path: str | None, opts: dict[str, Any], mr: dict[str, An
     from ..config import load_config, make_config
 
     opts = dict(opts)
+    task_opts = {k: v for k, v in (("source", opts.pop("source", None)), ("data", opts.pop("data", None)))
+                 if v is not None}
     if opts.get("metrics") is not None:
         opts["metrics"] = [m.strip() for m in str(opts["metrics"]).split(",") if m.strip()]
     opts["weights"] = parse_weights(opts.get("weights"))
     overrides = {k: v for k, v in opts.items() if v is not None}
     mr_over = {k: v for k, v in (mr or {}).items() if v is not None}
+    base: Any = {}
     if config_path:
         import yaml
 
-        if mr_over:
-            try:
-                with open(config_path, encoding="utf-8") as fh:
-                    base = yaml.safe_load(fh) or {}
-            except (OSError, yaml.YAMLError):
-                base = {}
-            file_mr: dict[str, Any] = base["mr"] if isinstance(base, dict) and isinstance(base.get("mr"), dict) else {}
-            overrides["mr"] = {**file_mr, **mr_over}
-        return load_config(config_path, **overrides)
-    if "task" not in overrides:
-        raise click.UsageError("--task is required (or --config run.yaml)")
+        try:
+            with open(config_path, encoding="utf-8") as fh:
+                base = yaml.safe_load(fh) or {}
+        except (OSError, yaml.YAMLError):
+            base = {}  # load_config reports it, with the file's name
+        base = base if isinstance(base, dict) else {}
     if mr_over:
-        overrides["mr"] = mr_over
+        file_mr: dict[str, Any] = base["mr"] if isinstance(base.get("mr"), dict) else {}
+        overrides["mr"] = {**file_mr, **mr_over}
+    # The task: --task names it, --source/--data set its options; options from the file are kept when the file
+    # names the same task (a flag must not silently drop them).
+    file_task = base.get("task")
+    file_ref = {"name": file_task} if isinstance(file_task, str) else dict(file_task or {})
+    name = overrides.get("task") or file_ref.get("name")
+    if name is None:
+        raise click.UsageError("--task is required (or --config run.yaml)")
+    if "task" in overrides or task_opts:
+        keep = dict(file_ref.get("options") or {}) if file_ref.get("name") == name else {}
+        overrides["task"] = {"name": name, "options": {**keep, **task_opts}}
+    if config_path:
+        return load_config(config_path, **overrides)
     return make_config(overrides, source="command-line options")
 
 

@@ -40,18 +40,30 @@ def list_(kind: str, as_json: bool, schema: bool) -> None:
     if as_json:
         echo_json(rows)
         return
+    import shutil
+
     from rich.console import Console
     from rich.table import Table
 
+    # Not a terminal (a pipe, a CI log): rich would squeeze the table into 80 columns and cut cells.
+    console = Console(width=max(120, shutil.get_terminal_size((120, 24)).columns))
     table = Table(title=f"{kind}")
-    for col in ("name", "version", "plugin", "distribution", "description"):
-        table.add_column(col)
-    for r in rows:
-        desc = r["description"]
-        if "info" in r:
-            sizes = ", ".join(f"{s}={n if n is not None else '?'}" for s, n in r["info"]["splits"].items())
-            desc = f"{desc} [{sizes}; metrics: {', '.join(r['info']['default_metrics'])}]"
-        table.add_row(r["name"], r["version"], r["plugin"], r["distribution"] or "-", desc)
-    Console().print(table)
+    if k == "task":
+        for col in ("name", "version", "sizes", "default metrics", "data", "plugin"):
+            table.add_column(col, no_wrap=col in ("name", "version", "sizes"), overflow="fold")
+        table.add_column("description", ratio=1, overflow="fold")
+        for r in rows:
+            info = r.get("info") or {}
+            sizes = ", ".join(f"{s}={n if n is not None else '?'}" for s, n in (info.get("splits") or {}).items())
+            metrics = ", ".join(f"{m}={w:g}" for m, w in (info.get("default_metrics") or {}).items())
+            source = str(info.get("data_source", "?")) + (f" (hub: {info['hub_id']})" if info.get("hub_id") else "")
+            table.add_row(r["name"], r["version"], sizes or r.get("info_error", "?"), metrics, source,
+                          f"{r['plugin']} ({r['distribution'] or '-'})", r["description"])
+    else:
+        for col in ("name", "version", "plugin", "distribution", "description"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            table.add_row(r["name"], r["version"], r["plugin"], r["distribution"] or "-", r["description"])
+    console.print(table)
     for err in host.load_errors:
         click.echo(f"note: {err}", err=True)

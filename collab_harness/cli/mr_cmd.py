@@ -40,7 +40,8 @@ from ._common import build_config, env, finish_run, run_options, state
               help="Max tokens of an extraction reply (1024).")
 @click.option("--temperature", type=float, envvar=env("temperature"),
               help="Assistant temperature in the futures (0.7).")
-def mr(config_path: str | None, resume: bool, allow_changed: bool, progress: bool, as_json: bool, input_path: str,
+def mr(config_path: str | None, resume: bool, allow_changed: bool, progress: bool, as_json: bool, dry_run: bool,
+       input_path: str,
        samples: int | None, window: int | None, min_futures: int | None, paper: bool | None,
        penalty_lambda: float | None, token_count: str | None, variant: str | None, extraction: str | None,
        extraction_max_tokens: int | None, temperature: float | None, **opts: Any) -> None:
@@ -60,6 +61,18 @@ def mr(config_path: str | None, resume: bool, allow_changed: bool, progress: boo
     if window is not None and window < 0:
         raise ConfigError("--window must be >= 0")
     config = build_config(config_path, opts, mr_opts)
+    if dry_run:
+        from ..config import build_components
+        from ..mr_run import read_rows
+        from ..plan import plan_mr
+
+        built = build_components(state().host, config)
+        rows = read_rows(input_path, built.task)
+        turns = sum(len(r.history.by_role("user")) for r in rows) // len(rows)
+        prompt = sum(len(r.example.prompt) + len(r.history.render()) for r in rows) // len(rows) // 4
+        for line in plan_mr(built, len(rows), history_turns=turns, prompt_tokens=prompt + 100).lines():
+            click.echo(line)
+        return
     outcome = run_mr(config, state().host, out, input_path, resume=resume, allow_changed=allow_changed,
                      progress=RunProgress(progress, "mr"))
     finish_run(outcome, as_json, "rows")

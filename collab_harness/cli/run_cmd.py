@@ -28,7 +28,7 @@ def default_out(task: str, assistant: str, seed: int) -> str:
 @run_options
 @click.option("--max-exchanges", type=int, envvar=env("max_exchanges"), help="Exchanges per conversation (7).")
 @click.option("--temperature", type=float, envvar=env("temperature"), help="Assistant sampling temperature (0).")
-def run(config_path: str | None, resume: bool, allow_changed: bool, progress: bool, as_json: bool,
+def run(config_path: str | None, resume: bool, allow_changed: bool, progress: bool, as_json: bool, dry_run: bool,
         **opts: Any) -> None:
     """Simulate one conversation per test example and score it (task metric, interactivity, token amounts)."""
     from ..evaluation import run_evaluation
@@ -36,6 +36,16 @@ def run(config_path: str | None, resume: bool, allow_changed: bool, progress: bo
 
     out = opts.pop("out")
     config = build_config(config_path, opts)
+    if dry_run:
+        from ..config import build_components
+        from ..plan import plan_eval
+
+        built = build_components(state().host, config)
+        examples = built.task.examples(config.split, limit=config.limit, seed=config.seed)
+        prompt = sum(len(e.prompt) for e in examples) // max(1, len(examples)) // 4
+        for line in plan_eval(built, len(examples), prompt_tokens=prompt + 100).lines():
+            click.echo(line)
+        return
     out = out or config.out or default_out(config.task.name, config.assistant, config.seed)
     outcome = run_evaluation(config, state().host, out, resume=resume, allow_changed=allow_changed,
                              progress=RunProgress(progress, "run"))

@@ -15,21 +15,71 @@ Data: local files only (the release is not on the hub). ``data`` may be
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel
 
 from collab_harness import hookimpl
 from collab_harness.errors import ConfigError
 from collab_harness.types import Example
 
-from ._common import DatasetTask
+from ._common import DatasetTask, ExampleMetadata, Row, StrictRecord, read_json
 
-__all__ = ["AbgCoQATask", "make_example_fields"]
+__all__ = ["AbgCoQAMetadata", "AbgCoQARecord", "AbgCoQATask", "make_example_fields"]
 
 _SPLIT_IN_NAME = re.compile(r"(?:^|[_\-.])(train|val|dev|test)(?:[_\-.]|$)")
+
+
+class _Turn(StrictRecord):
+    turn_id: int = 0
+    question: str
+    answer: str
+
+
+class _TargetTurn(StrictRecord):
+    question: str
+    answer: str | None = None
+
+
+class _Reading(StrictRecord):
+    clr_ans: str = ""
+    org_ans: str = ""
+
+
+class _Clarification(StrictRecord):
+    question: str | None = None
+    answers: list[_Reading] | None = None
+
+
+class AbgCoQARecord(StrictRecord):
+    """One record of the Abg-CoQA release format (checked before conversion; types strict)."""
+
+    id: str
+    story: str
+    source: str | None = None
+    history_turns: list[_Turn] | None = None
+    target_turn: _TargetTurn
+    clarification_turn: _Clarification | None = None
+    ambiguity: Literal["ambiguous", "non_ambiguous"]
+
+
+class _Interpretation(StrictRecord):
+    clarification: str
+    answer: str
+
+
+class AbgCoQAMetadata(ExampleMetadata):
+    story: str | None = None
+    question: str | None = None
+    ambiguous: bool | None = None
+    history: list[dict[str, str]] | None = None
+    clarification_question: str | None = None
+    intended_interpretation: str | None = None
+    interpretations: list[_Interpretation] | None = None
+    source: str | None = None
 
 
 def make_example_fields(
@@ -93,32 +143,30 @@ class AbgCoQATask(DatasetTask):
     }
     hub_id: ClassVar[str] = ""  # not on the hub: "auto" resolves to `data` or the shipped sample
     sample_file: ClassVar[str] = "abg_coqa.jsonl"
+    HubRecord: ClassVar[type[BaseModel] | None] = AbgCoQARecord
+    Metadata: ClassVar[type[BaseModel]] = AbgCoQAMetadata
 
     def from_hub_record(self, record: Mapping[str, Any], index: int) -> Example:
-        """One record of the Abg-CoQA release format."""
-        try:
-            ambiguous = str(record["ambiguity"]) == "ambiguous"
-            target = record["target_turn"]
-            history = sorted(record.get("history_turns") or [], key=lambda t: t.get("turn_id", 0))
-            clar = record.get("clarification_turn") or {}
-            interpretations = [
-                {"clarification": str(a.get("clr_ans", "")), "answer": str(a.get("org_ans", ""))}
-                for a in (clar.get("answers") or [])
-            ]
-            answer = str(target.get("answer") or (interpretations[0]["answer"] if interpretations else ""))
-            fields = make_example_fields(
-                story=str(record["story"]),
-                question=str(target["question"]),
-                answer=answer,
-                ambiguous=ambiguous,
-                history=[{"question": str(t["question"]), "answer": str(t["answer"])} for t in history],
-                clarification_question=str(clar["question"]) if clar.get("question") else None,
-                interpretations=interpretations,
-            )
-        except (KeyError, TypeError, IndexError) as e:
-            raise ConfigError(f"task {self.name!r}: Abg-CoQA record {record.get('id', index)!r} lacks {e}") from None
+        """One record of the Abg-CoQA release format (already checked against :class:`AbgCoQARecord` by the
+        loader; a missing key here is reported with the record's file and row)."""
+        target = record["target_turn"]
+        history = sorted(record.get("history_turns") or [], key=lambda t: t.get("turn_id", 0))
+        clar = record.get("clarification_turn") or {}
+        interpretations = [
+            {"clarification": a.get("clr_ans", ""), "answer": a.get("org_ans", "")} for a in (clar.get("answers") or [])
+        ]
+        answer = target.get("answer") or (interpretations[0]["answer"] if interpretations else "")
+        fields = make_example_fields(
+            story=record["story"],
+            question=target["question"],
+            answer=answer,
+            ambiguous=record["ambiguity"] == "ambiguous",
+            history=[{"question": t["question"], "answer": t["answer"]} for t in history],
+            clarification_question=clar.get("question") or None,
+            interpretations=interpretations,
+        )
         fields["metadata"]["source"] = record.get("source")
-        return Example(id=f"abg-coqa/{record.get('id', index)}", task=self.name, **fields)
+        return Example(id=f"abg-coqa/{record['id']}", task=self.name, **fields)
 
     def _load_all(self, source: str) -> dict[str, list[Example]]:
         opts: Any = self.options
@@ -138,13 +186,14 @@ class AbgCoQATask(DatasetTask):
         return super()._load_all(source)
 
     def _load_release(self, path: Path) -> dict[str, list[Example]]:
-        try:
-            blob = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}: not valid JSON ({e.msg})") from None
+        """A release file; its rows are the 1-based positions in its ``data`` list."""
+        blob = read_json(path)
         if not isinstance(blob, dict) or not isinstance(blob.get("data"), list):
             raise ConfigError(f"{path}: not in the Abg-CoQA release format (a JSON object with a 'data' list)")
-        examples = [self.from_hub_record(r, i) for i, r in enumerate(blob["data"])]
+        if not blob["data"]:
+            raise ConfigError(f"{path}: no records in its 'data' list")
+        self.record_file(path)
+        examples = self.hub_examples([Row(i, r) for i, r in enumerate(blob["data"], 1)], str(path))
         m = _SPLIT_IN_NAME.search(path.stem)
         if m:
             split = {"dev": "val"}.get(m.group(1), m.group(1))

@@ -30,14 +30,24 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal
 
+from pydantic import BaseModel
+
 from collab_harness import hookimpl
 from collab_harness.components import ComponentOptions, TaskOptions
 from collab_harness.errors import ConfigError
 from collab_harness.types import Conversation, Example
 
-from ._common import DatasetTask
+from ._common import DatasetTask, ExampleMetadata, StrictRecord
 
-__all__ = ["DocChatOptions", "DocChatTask", "approx_tokens", "extract_document", "make_shards"]
+__all__ = [
+    "DocChatMetadata",
+    "DocChatOptions",
+    "DocChatTask",
+    "MediumRecord",
+    "approx_tokens",
+    "extract_document",
+    "make_shards",
+]
 
 EXTRACTION_REQUIREMENT = (
     "Return the complete final article only (title line allowed), merging every revision the user accepted; "
@@ -54,6 +64,26 @@ class DocChatOptions(TaskOptions):
     test_share: float = 0.2
     #: Word-BLEU (0–1) at which ``check_success`` says the document meets the goal.
     success_bleu: float = 0.5
+
+
+class MediumRecord(StrictRecord):
+    """One record of ``Kamaljp/medium_articles``. ``title``, ``text`` and ``timestamp`` must be present (null is
+    allowed: such records are dropped by the filter), so a file with other column names is an error, not an empty
+    task. ``authors`` and ``tags`` are Python-literal strings on the hub; lists are accepted too."""
+
+    title: str | None
+    text: str | None
+    timestamp: str | datetime | int | float | None
+    url: str | None = None
+    authors: str | list[str] | None = None
+    tags: str | list[str] | None = None
+
+
+class DocChatMetadata(ExampleMetadata):
+    title: str | None = None
+    tags: list[str] | None = None
+    url: str | None = None
+    timestamp: str | None = None
 
 
 def approx_tokens(text: str) -> int:
@@ -189,6 +219,8 @@ class DocChatTask(DatasetTask):
     #: A local copy of the Medium data gets the same recency window, token filter and split as the hub.
     partition_local_files: ClassVar[bool] = True
     sample_file: ClassVar[str] = "doc_chat.jsonl"
+    HubRecord: ClassVar[type[BaseModel] | None] = MediumRecord
+    Metadata: ClassVar[type[BaseModel]] = DocChatMetadata
 
     # ------------------------------------------------------------------------------------------------ data
     def _count_tokens(self) -> Any:

@@ -12,10 +12,12 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from pydantic import BaseModel
+
 from collab_harness import hookimpl
 from collab_harness.types import Conversation, Example
 
-from ._common import DatasetTask
+from ._common import DatasetTask, ExampleMetadata, StrictRecord
 
 __all__ = [
     "EXTRACTION_REQUIREMENT",
@@ -244,6 +246,22 @@ def example_id(problem: str) -> str:
     return "math-chat/" + hashlib.sha1(problem.strip().encode("utf-8")).hexdigest()[:12]
 
 
+class MathHubRecord(StrictRecord):
+    """One record of ``lighteval/MATH-Hard`` (MATH's schema), checked strictly: a number is not a string."""
+
+    problem: str
+    solution: str | None = None
+    answer: str | None = None
+    level: str | None = None
+    type: str | None = None
+
+
+class MathMetadata(ExampleMetadata):
+    solution: str | None = None
+    level: str | None = None
+    type: str | None = None
+
+
 class MathChat(DatasetTask):
     """Competition math (MATH level 5): the assistant must reach the reference's boxed answer."""
 
@@ -261,6 +279,8 @@ class MathChat(DatasetTask):
     # Sizes shown by the hub's dataset viewer for MATH-Hard (the level-5 problems of MATH).
     hub_sizes: ClassVar[Mapping[str, int | None]] = {"train": 2304, "test": 1324}
     sample_file: ClassVar[str] = "math_chat.jsonl"
+    HubRecord: ClassVar[type[BaseModel] | None] = MathHubRecord
+    Metadata: ClassVar[type[BaseModel]] = MathMetadata
     split_names: ClassVar[tuple[str, ...]] = ("train", "test")
 
     def from_hub_record(self, record: Mapping[str, Any], index: int) -> Example:
