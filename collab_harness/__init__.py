@@ -7,7 +7,7 @@ candidate responses) and :func:`evaluate` (a whole evaluation run), each with an
 
 from __future__ import annotations
 
-from .api import aevaluate, amr, evaluate, mr
+from .api import aevaluate, amr, asynthesize, evaluate, mr, synthesize
 from .components import (
     DEFAULT_TERMINATION_SIGNAL,
     Component,
@@ -95,10 +95,12 @@ __all__ = [
     "__version__",
     "aevaluate",
     "amr",
+    "asynthesize",
     "build_components",
     "build_plugin_manager",
     "evaluate",
     "hookimpl",
     "load_config",
     "mr",
+    "synthesize",
 ]

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .components import ValueKind
-from .records import EvalRecord, Manifest, MetricSummary, MRRecord, Results, UsageCounters
+from .records import AnyRecord, EvalRecord, Manifest, MetricSummary, MRRecord, Results, SynthRecord, UsageCounters
 from .stats import summarize
 
-__all__ = ["aggregate_eval", "aggregate_mr", "metric_summary", "scorer_traits", "sum_usage"]
+__all__ = ["aggregate_eval", "aggregate_mr", "aggregate_synth", "metric_summary", "scorer_traits", "sum_usage"]
 
 
 def scorer_traits(manifest: Manifest) -> dict[str, dict[str, Any]]:
@@ -43,7 +43,7 @@ def metric_summary(values: Sequence[float], *, kind: ValueKind | str, value_rang
                          value_range=rng if kind != "unbounded" else None)
 
 
-def sum_usage(records: Iterable[EvalRecord | MRRecord]) -> dict[str, UsageCounters]:
+def sum_usage(records: Iterable[AnyRecord]) -> dict[str, UsageCounters]:
     acc: dict[str, dict[str, Any]] = {}
     for r in records:
         for comp, u in r.usage.items():
@@ -57,7 +57,7 @@ def sum_usage(records: Iterable[EvalRecord | MRRecord]) -> dict[str, UsageCounte
     return {k: UsageCounters(**v) for k, v in sorted(acc.items())}
 
 
-def _errors(records: Sequence[EvalRecord | MRRecord]) -> tuple[dict[str, int], dict[str, int], int]:
+def _errors(records: Sequence[AnyRecord]) -> tuple[dict[str, int], dict[str, int], int]:
     by_comp: Counter[str] = Counter()
     by_cat: Counter[str] = Counter()
     for r in records:
@@ -141,6 +141,39 @@ def aggregate_mr(manifest: Manifest, records: Sequence[MRRecord]) -> Results:
         task_metric=manifest.task.get("task_metric"), n_items=len(manifest.item_ids), n_samples=len(records),
         n_failed=n_failed, complete={r.row_id for r in records} >= set(manifest.item_ids), metrics=metrics,
         reward=metric_summary(mrs, kind="unbounded", value_range=None, n_failed=len(records) - len(mrs)),
+        errors_by_component=by_comp, errors_by_category=by_cat, usage=sum_usage(records),
+    )
+
+
+def aggregate_synth(manifest: Manifest, records: Sequence[SynthRecord]) -> Results:
+    """Over the synthesised conversations: MR of the chosen candidates (every turn) as ``reward``, and each scorer's
+    per-metric mean of the chosen candidates; ``turns`` and ``candidates`` counts as unbounded summaries."""
+    records = sorted(records, key=lambda r: r.example_id)
+    traits = scorer_traits(manifest)
+    seed = int(manifest.seeds.get("run", 0) or 0)
+    chosen = [t.candidates[t.chosen] for r in records for t in r.turns if t.chosen is not None]
+    metrics: dict[str, MetricSummary] = {}
+    for name in manifest.metrics:
+        t = traits.get(name, {})
+        kind = str(t.get("value_kind") or "bounded")
+        vals = [float(v) for c in chosen if (v := c.per_metric.get(name)) is not None]
+        metrics[name] = metric_summary(vals, kind="bounded" if kind == "proportion" else kind,
+                                       value_range=t.get("value_range"), n_failed=len(chosen) - len(vals), seed=seed)
+    metrics["turns"] = metric_summary([float(len(r.turns)) for r in records], kind="unbounded", value_range=None)
+    gaps = []
+    for r in records:
+        for turn in r.turns:
+            scored = [c.mr for c in turn.candidates if c.mr is not None]
+            if len(scored) >= 2:
+                gaps.append(max(scored) - min(scored))
+    metrics["candidate_gap"] = metric_summary(gaps, kind="unbounded", value_range=None)
+    mrs = [float(c.mr) for c in chosen if c.mr is not None]
+    by_comp, by_cat, n_failed = _errors(records)
+    return Results(
+        kind="synth", status=manifest.status, task=manifest.task.get("name"),
+        task_metric=manifest.task.get("task_metric"), n_items=len(manifest.item_ids), n_samples=len(records),
+        n_failed=n_failed, complete={r.example_id for r in records} >= set(manifest.item_ids), metrics=metrics,
+        reward=metric_summary(mrs, kind="unbounded", value_range=None),
         errors_by_component=by_comp, errors_by_category=by_cat, usage=sum_usage(records),
     )
 

@@ -29,7 +29,7 @@ from .records import EvalRecord
 from .reward import MRResult
 from .types import Conversation, Example
 
-__all__ = ["aevaluate", "amr", "evaluate", "mr"]
+__all__ = ["aevaluate", "amr", "asynthesize", "evaluate", "mr", "synthesize"]
 
 T = TypeVar("T")
 
@@ -145,3 +145,34 @@ async def aevaluate(
 def evaluate(task: str | Mapping[str, Any], **kwargs: Any) -> RunOutcome[EvalRecord]:
     """Synchronous :func:`aevaluate`."""
     return _sync(aevaluate(task, **kwargs))
+
+
+async def asynthesize(
+    task: str | Mapping[str, Any],
+    *,
+    out: str | Path,
+    resume: bool = False,
+    allow_changed: bool = False,
+    host: PluginHost | None = None,
+    client: Any = None,
+    progress: Progress | None = None,
+    **settings: Any,
+) -> RunOutcome[Any]:
+    """Synthesise training conversations into ``out`` (split ``train`` unless ``split=`` says otherwise; synthesis
+    settings as keywords: ``candidates``, ``max_turns``, ``proactive_share``, ``temperatures``, ``next_user``)."""
+    from .config import SynthSettings
+    from .synthesize import run_synthesis_async
+
+    synth = {k: settings.pop(k) for k in list(settings) if k in SynthSettings.model_fields
+             and k not in RunConfig.model_fields and k not in MRSettings.model_fields}
+    settings.setdefault("split", "train")
+    if synth:
+        settings["synth"] = {**dict(settings.get("synth") or {}), **synth}
+    config = _config(task, settings)
+    return await run_synthesis_async(config, _host(host), out, resume=resume, allow_changed=allow_changed,
+                                     progress=progress, client=client)
+
+
+def synthesize(task: str | Mapping[str, Any], **kwargs: Any) -> RunOutcome[Any]:
+    """Synchronous :func:`asynthesize`."""
+    return _sync(asynthesize(task, **kwargs))

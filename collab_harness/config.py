@@ -27,6 +27,7 @@ __all__ = [
     "ComponentRef",
     "MRSettings",
     "RunConfig",
+    "SynthSettings",
     "build_components",
     "check_model_string",
     "load_config",
@@ -85,6 +86,31 @@ class MRSettings(_Strict):
         return self
 
 
+class SynthSettings(_Strict):
+    """How training conversations are synthesised (SPEC §5; ``synth``)."""
+
+    #: Candidate responses N per turn.
+    candidates: int = Field(3, ge=1)
+    #: Turns (assistant messages) per conversation at most; a user who ends the chat stops it earlier.
+    max_turns: int = Field(3, ge=1)
+    #: Share of the candidates sampled with the proactive-collaborator instruction (the rest: plain).
+    proactive_share: float = Field(0.5, ge=0.0, le=1.0)
+    #: Sampling temperatures of the candidates, cycled over them (diversity).
+    temperatures: list[float] = Field(default_factory=lambda: [0.7, 1.0])
+    #: Where the next user message comes from: ``sample`` = the first future (in seed order) of the chosen
+    #: candidate that reached a user message — an unbiased draw of the user's reaction; ``best`` = the chosen
+    #: candidate's highest-reward future; ``lowest-nonterminated`` = its lowest-reward future whose user did not end
+    #: the chat (the older reference implementation's rule). Without such a future (W = 0) the simulator is asked.
+    next_user: Literal["sample", "best", "lowest-nonterminated"] = "sample"
+
+    @field_validator("temperatures")
+    @classmethod
+    def _temps(cls, v: list[float]) -> list[float]:
+        if not v or any((not math.isfinite(t)) or t < 0 for t in v):
+            raise ValueError("temperatures must be a non-empty list of finite numbers >= 0")
+        return v
+
+
 def _bases(v: Any) -> Any:
     if v is None or v == "" or v == []:
         return None
@@ -125,6 +151,7 @@ class RunConfig(_Strict):
     max_tokens: int = Field(default=256, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)
     mr: MRSettings = Field(default_factory=MRSettings)
+    synth: SynthSettings = Field(default_factory=SynthSettings)
     parity: bool = False
     # -- operational: how the run is carried out, not what it computes --------------------------------------
     concurrency: int = Field(default=8, ge=1)

@@ -34,6 +34,9 @@ __all__ = [
     "Record",
     "Results",
     "ResumeInfo",
+    "SynthCandidate",
+    "SynthRecord",
+    "SynthTurn",
     "RunKind",
     "RunStatus",
     "UsageCounters",
@@ -178,17 +181,73 @@ class MRRecord(_ItemRecord):
         return self.row_id
 
 
-Record = Annotated[EvalRecord | MRRecord, Field(discriminator="kind")]
+class SynthCandidate(_Rec):
+    """One candidate response of a synthesis turn, with its MR and the futures behind it."""
 
-#: The record model of each kind of run (``synth`` and ``chat`` join when those runs exist).
-RECORD_MODELS: dict[str, type[_ItemRecord]] = {"eval": EvalRecord, "mr": MRRecord}
+    index: int
+    text: str | None = None
+    #: How it was sampled: prompt variant ("plain" or "proactive"), temperature and seed.
+    variant: str = "plain"
+    temperature: float = 0.0
+    seed: int = 0
+    mr: float | None = None
+    std: float | None = None
+    n_ok: int = 0
+    n_total: int = 0
+    per_metric: dict[str, float | None] = Field(default_factory=dict)
+    futures: list[FutureRecord] = Field(default_factory=list)
+    #: Why this candidate has no MR (its generation or its MR failed).
+    error: str | None = None
+
+
+class SynthTurn(_Rec):
+    """One turn: the conversation so far ended with ``messages[prefix - 1]`` (a user message); every candidate was
+    scored on the same future seeds (common random numbers); ``chosen`` continued the conversation."""
+
+    index: int
+    #: Length of the conversation (in ``SynthRecord.conversation``) before this turn's assistant message.
+    prefix: int
+    mr_seed: int
+    candidates: list[SynthCandidate]
+    chosen: int | None = None
+    #: The user's next message and where it came from (``future <i> of candidate <c>`` or ``simulator``).
+    next_user: str | None = None
+    next_user_source: str | None = None
+    terminated: bool = False
+
+
+class SynthRecord(_ItemRecord):
+    """One synthesised conversation: the best path (``conversation``) and every turn's scored candidates."""
+
+    kind: Literal["synth"] = "synth"
+    schema_version: Literal[2] = 2
+    example_id: str
+    task: str = ""
+    conversation: list[Message] = Field(default_factory=list)
+    turns: list[SynthTurn] = Field(default_factory=list)
+    terminated: bool = False
+    #: Why the conversation stopped: "terminated" (the user ended it), "max_turns", or "failed".
+    stop_reason: str = "max_turns"
+
+    @property
+    def item_id(self) -> str:
+        return self.example_id
+
+
+Record = Annotated[EvalRecord | MRRecord | SynthRecord, Field(discriminator="kind")]
+
+#: The record model of each kind of run (``chat`` joins when that run exists).
+RECORD_MODELS: dict[str, type[_ItemRecord]] = {"eval": EvalRecord, "mr": MRRecord, "synth": SynthRecord}
 
 _RECORD_ADAPTER: TypeAdapter[Any] = TypeAdapter(Record)
 
 
-def parse_record(data: Mapping[str, Any]) -> EvalRecord | MRRecord:
+AnyRecord = EvalRecord | MRRecord | SynthRecord
+
+
+def parse_record(data: Mapping[str, Any]) -> AnyRecord:
     """Validate one record of any kind (schema 1 evaluation records are upgraded first)."""
-    rec: EvalRecord | MRRecord = _RECORD_ADAPTER.validate_python(upgrade_record(data))
+    rec: AnyRecord = _RECORD_ADAPTER.validate_python(upgrade_record(data))
     return rec
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .errors import CollabHarnessError, validation_summary
-from .records import EvalRecord, Manifest, MRRecord, parse_record, upgrade_manifest
+from .records import AnyRecord, Manifest, parse_record, upgrade_manifest
 from .scrub import SecretScrubber, scrub
 
 __all__ = [
@@ -202,7 +202,7 @@ def append_record(path: str | Path, record: BaseModel, *, scrubber: SecretScrubb
 class RecordLog:
     """What :func:`read_records` found: the complete records, and where the valid part of the file ends."""
 
-    records: list[EvalRecord | MRRecord]
+    records: list[AnyRecord]
     valid_bytes: int
     torn_tail: bool
     #: Item ids that occur in more than one record (should never happen; resume refuses such a file).
@@ -220,7 +220,7 @@ def read_records(path: str | Path) -> RecordLog:
     if not p.exists():
         return RecordLog([], 0, False, [])
     raw = p.read_bytes()
-    records: list[EvalRecord | MRRecord] = []
+    records: list[AnyRecord] = []
     offset = 0
     torn = False
     lines = raw.split(b"\n")
@@ -247,7 +247,7 @@ def read_records(path: str | Path) -> RecordLog:
     return RecordLog(records, offset, torn, dups)
 
 
-def _parse(line: bytes) -> tuple[EvalRecord | MRRecord | None, str]:
+def _parse(line: bytes) -> tuple[AnyRecord | None, str]:
     try:
         data = json.loads(line.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):

@@ -153,7 +153,8 @@ def build_config(config_path: str | None, opts: dict[str, Any], mr: dict[str, An
     # The task: --task names it, --source/--data set its options; options from the file are kept when the file
     # names the same task (a flag must not silently drop them).
     file_task = base.get("task")
-    file_ref = {"name": file_task} if isinstance(file_task, str) else dict(file_task or {})
+    file_ref: dict[str, Any] = ({"name": file_task} if isinstance(file_task, str)
+                                else dict(file_task) if isinstance(file_task, dict) else {})
     name = overrides.get("task") or file_ref.get("name")
     if name is None:
         raise click.UsageError("--task is required (or --config run.yaml)")

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from ..errors import ModelError
 from ..executors import run_blocking
-from ..scrub import scrub_text
+from ..scrub import SecretScrubber
 from ._provider import Provider, ProviderError, ProviderRequest, provider_name
 from .cache import ResponseCache, cache_key
 from .context import current_scope
@@ -112,6 +112,9 @@ class Client:
         self._semaphores: dict[tuple[int, str], asyncio.Semaphore] = {}
         self._inflight: dict[str, asyncio.Future[Completion]] = {}
         self._jitter = random.Random()  # jitter only spreads retries in time; it never affects results
+        # The environment's secrets as of the client's creation (scanning os.environ on every reply costs more
+        # than the reply); key-shaped strings are masked whatever their origin.
+        self._scrubber = SecretScrubber()
         #: The first fatal error (credentials, unknown model) any call met; the engine stops the run on it.
         self.fatal: ModelError | None = None
 
@@ -326,7 +329,7 @@ class Client:
                                                                                           remaining))
                     if reply.text.strip():
                         return Completion(
-                            text=scrub_text(reply.text),
+                            text=self._scrubber.text(reply.text),
                             model=model,
                             usage=reply.usage,
                             cached=False,

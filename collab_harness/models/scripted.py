@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 ReplyFn = Callable[[list[dict[str, Any]], GenerationParams, int], str]
+#: A latency that depends on the request (same request, same latency: reproducible heavy tails in benchmarks).
+LatencyFn = Callable[[list[dict[str, Any]], GenerationParams, int], float]
 Reply = Union[str, Sequence[str], ReplyFn]
 
 MALFORMED_TEXT = "Sure! Here is the answer: {not valid json"
@@ -51,7 +53,7 @@ class ScriptStats:
 class _Script:
     name: str
     reply: Reply
-    latency_s: float
+    latency_s: float | LatencyFn
     error_rate: float
     timeout_rate: float
     malformed_rate: float
@@ -76,7 +78,7 @@ def register_script(
     name: str,
     reply: Reply,
     *,
-    latency_s: float = 0.0,
+    latency_s: float | LatencyFn = 0.0,
     error_rate: float = 0.0,
     timeout_rate: float = 0.0,
     malformed_rate: float = 0.0,
@@ -84,6 +86,8 @@ def register_script(
     seed: int = 0,
 ) -> str:
     """Register (or replace) a script and return its model string ``"scripted/<name>"``.
+
+    ``latency_s``: seconds per call, or a function of the request returning them.
 
     ``error_rate``: transient server errors (retried); ``timeout_rate``: simulated timeouts (retried);
     ``malformed_rate``: replies that are not valid JSON; ``fatal_rate``: permanent errors (never retried).
@@ -162,8 +166,10 @@ class ScriptedProvider:
             draw = s.rng.random()
             malformed_draw = s.rng.random()
         try:
-            if s.latency_s > 0:
-                await asyncio.sleep(s.latency_s)
+            delay = (s.latency_s([dict(m) for m in request.messages], request.params, request.sample_index)
+                     if callable(s.latency_s) else s.latency_s)
+            if delay > 0:
+                await asyncio.sleep(delay)
             fault = None
             if draw < s.error_rate:
                 fault = "error"

@@ -13,6 +13,7 @@ exception, never a default value); the tokens of every bad reply are counted.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,6 +30,7 @@ __all__ = ["extract_json", "parse_structured", "schema_instruction", "structured
 T = TypeVar("T", bound=BaseModel)
 
 
+@lru_cache(maxsize=256)
 def schema_instruction(schema: type[BaseModel]) -> str:
     """A compact instruction describing the expected JSON object (short enough for small models)."""
     js = schema.model_json_schema()
