@@ -115,3 +115,39 @@ def test_conversation_hash_ignores_provenance() -> None:
     b = Conversation.of(("user", "x"), model="m2")
     assert conversation_hash(a) == conversation_hash(b)
     assert conversation_hash(a) != conversation_hash(a.append("assistant", "y"))
+
+
+async def test_a_failed_extraction_is_not_remembered(client: Any, scripted_model: Callable[..., str]) -> None:
+    """A retried sample must extract again: the memo forgets failures (the call failed), keeps successes."""
+    state = {"fail": True}
+
+    def flaky(messages: Any, params: Any, sample_index: int) -> str:
+        if state["fail"]:
+            raise RuntimeError("provider bug")  # a permanent error: not retried by the client
+        return "the document"
+
+    model = scripted_model(flaky)
+    memo = ExtractionMemo()
+    first = await memo.extract(CONV, EXAMPLE, TASK, client=client, model=model, mode="llm")
+    assert first.failed and first.text is None and len(memo) == 0
+    state["fail"] = False
+    second = await memo.extract(CONV, EXAMPLE, TASK, client=client, model=model, mode="llm")
+    assert second.text == "the document" and len(memo) == 1
+    third = await memo.extract(CONV, EXAMPLE, TASK, client=client, model=model, mode="llm")
+    assert third is second and memo.hits == 1
+
+
+async def test_a_retried_attempt_gets_fresh_cache_keys(tmp_path: Path, scripted_model: Callable[..., str]) -> None:
+    """The attempt number of the call scope enters the cache key: a retry is not served the failed reply again."""
+    from collab_harness.models.context import call_scope
+
+    model = scripted_model("same text")
+    async with Client(cache_dir=tmp_path / "c") as c:
+        msgs = [{"role": "user", "content": "hi"}]
+        with call_scope(attempt=1):
+            await c.complete(model, msgs)
+            assert (await c.complete(model, msgs)).cached
+        with call_scope(attempt=2) as scope:
+            r = await c.complete(model, msgs)
+        assert not r.cached and script_stats(model).calls == 2
+        assert scope.usage.snapshot()["unknown"]["provider_calls"] == 1  # counted on the attempt's own usage too

@@ -221,3 +221,32 @@ def test_synth_offline_on_the_embedded_defaults_and_export(tmp_path: Path) -> No
     assert rec.usage["candidate"].completion_tokens > 0
     res = export_run(tmp_path / "s", "sft", tmp_path / "sft")
     assert res.counts["train"] == 1
+
+
+def test_dry_run_plans_calls_without_making_any(tmp_path: Path, scripted_model: Callable[..., str],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from collab_harness.cli.main import main
+    from collab_harness.models.scripted import script_stats
+
+    a, j = scripted_model("hi"), scripted_model("{}")
+    rows = Path(__file__).parent / "data" / "mr_histories.jsonl"
+    main(["run", "--task", "math-chat", "--limit", "2", "--max-exchanges", "3", "--assistant", a, "--judge", j,
+          "--out", str(tmp_path / "r"), "--dry-run"])
+    main(["mr", "--task", "math-chat", "--input", str(rows), "--samples", "2", "--window", "1", "--assistant", a,
+          "--judge", j, "--out", str(tmp_path / "m"), "--dry-run"])
+    main(["synth", "--task", "math-chat", "--limit", "2", "--candidates", "3", "--max-turns", "2", "--samples", "2",
+          "--window", "1", "--assistant", a, "--judge", j, "--out", str(tmp_path / "s"), "--dry-run"])
+    out = capsys.readouterr().out
+    # The cost model (SPEC §2): run = W assistant calls + 1 judge + 1 extraction per example; MR = S x W assistant
+    # calls + S x (judges + 1 extraction) per row; synth = per turn N candidates + N x MR.
+    expect = {"run": {"assistant": 6, "judge:interactivity": 2, "extract": 2},
+              "mr": {"assistant": 8, "judge:interactivity": 8, "extract": 8},
+              "synth": {"candidate": 12, "assistant": 24, "judge:interactivity": 24, "extract": 24}}
+    sections = out.split("dry run (")[1:]
+    assert [s.split(")")[0] for s in sections] == ["eval", "mr", "synth"]
+    for sec, want in zip(sections, expect.values(), strict=True):
+        for comp, n in want.items():
+            line = next(x for x in sec.splitlines() if x.strip().startswith(comp + " "))
+            assert f"<= {n} calls" in line, (comp, line)
+    assert script_stats(a).calls == 0 and script_stats(j).calls == 0
+    assert not any((tmp_path / d).exists() for d in ("r", "m", "s"))
