@@ -31,16 +31,20 @@ def scorer_traits(manifest: Manifest) -> dict[str, dict[str, Any]]:
 
 def metric_summary(values: Sequence[float], *, kind: ValueKind | str, value_range: Sequence[float] | None,
                    n_failed: int = 0, n_environment: int = 0, seed: int = 0) -> MetricSummary:
-    rng = (float(value_range[0]), float(value_range[1])) if value_range else None
+    # A null end of a declared range is open (-inf / +inf).
+    rng = ((float("-inf") if value_range[0] is None else float(value_range[0]),
+            float("inf") if value_range[1] is None else float(value_range[1])) if value_range else None)
     if kind == "proportion" and any(v not in (0.0, 1.0) for v in values):
         kind = "bounded"  # a scorer that declared proportions but produced other values: never mis-state the CI
     if kind == "bounded" and (rng is None or not all(abs(x) != float("inf") for x in rng)):
         kind = "unbounded"
     vk: ValueKind = "proportion" if kind == "proportion" else "bounded" if kind == "bounded" else "unbounded"
-    s = summarize(list(values), kind=vk, value_range=rng if vk != "unbounded" else None, seed=seed)
+    # Unbounded counts keep their half-open range: the t interval is cut to it (no negative token counts).
+    s = summarize(list(values), kind=vk, value_range=rng, seed=seed)
+    finite = rng if rng is not None and all(abs(x) != float("inf") for x in rng) else None
     return MetricSummary(mean=s["mean"], std=s["std"], n=s["n"], n_failed=n_failed, n_environment=n_environment,
                          ci_low=s["ci_low"], ci_high=s["ci_high"], ci_method=s["ci_method"], value_kind=kind,
-                         value_range=rng if kind != "unbounded" else None)
+                         value_range=finite)
 
 
 def sum_usage(records: Iterable[AnyRecord]) -> dict[str, UsageCounters]:

@@ -226,10 +226,11 @@ class _Scorer(Component):
 
     def describe(self) -> dict[str, Any]:
         lo, hi = self.value_range  # an instance may narrow or widen it (parity mode)
+        # JSON has no infinity: an open end is null ([0, null] = counts: intervals are cut at 0 all the same).
         rng = [lo if abs(lo) != float("inf") else None, hi if abs(hi) != float("inf") else None]
         kind = self.value_kind or ("bounded" if None not in rng else "unbounded")
         return {**super().describe(), "role": self.role, "value_kind": kind,
-                "value_range": rng if None not in rng else None, "higher_is_better": self.higher_is_better}
+                "value_range": rng if rng != [None, None] else None, "higher_is_better": self.higher_is_better}
 
     @classmethod
     def resolved_value_kind(cls) -> ValueKind:

@@ -1,12 +1,28 @@
-"""Leaderboards from run directories, laid out like the paper's Table 1.
+"""Leaderboards from run directories, laid out like the paper's Table 1 — and honest about what they compare.
 
-Per task three columns: the task metric, k-tokens (assistant tokens read by the user / 1000) and interactivity; one
-row per assistant model *and* evaluation setting (simulator, judge, parity mode), because numbers obtained with a
-different simulator or judge are not comparable. Each cell is the mean with its 95% confidence interval and n.
+Layout: one row per *run label* × evaluation setting (exchanges, simulator, judge, parity); per task three columns:
+the task metric, k-tokens (assistant tokens the user reads / 1000) and interactivity. A row's label is the run's
+``--label`` or, by default, the assistant model plus a short hash of its system prompt, so two variants of one
+assistant (the paper's Base and Proactive Base) are two rows.
 
-A run is accepted only when its manifest is complete (every identity the row depends on is recorded) and its
-``results.json`` exists; anything else is refused with the reason. Output: ``README.md`` (Markdown), ``index.html``
-(static page, plots embedded), ``plots/*.png`` and ``leaderboard.json``; never edited by hand.
+What the board refuses to do silently:
+
+- **compare different settings**: for every task, the settings of its runs (exchanges, example set, simulator,
+  judge, tokenizer, parity, task metric) are compared; each one that differs is flagged on the task's header and
+  cells (``⚑``) and explained in a note per task (which rows have which value). Token counts from two tokenizers in
+  one k-tokens column are flagged in the cells themselves.
+- **show a failure as a value**: a cell whose metric has no value shows ``failed (n)``; failures of the environment
+  (a missing module ...) are counted apart; plots draw no bar for it and say why. Runs that finished with failures
+  (status ``error``) or were cancelled are placed and marked with their failure counts; unfinished runs (status
+  ``started``) are refused.
+- **state intervals it does not have**: cells show ``mean [low, high]`` from ``results.json`` with the interval's
+  method (legend: Wilson for proportions, bootstrap for bounded scores, Student-t for counts) — never ``±``.
+- **claim "A beats B" without a test**: when two rows ran a task on the same examples, a paired comparison of the
+  task metric (:func:`collab_harness.stats.paired_difference`, per-example values from the samples) states
+  ``A > B``, ``B > A`` or ``no difference shown``.
+
+Output: ``README.md`` (Markdown), ``index.html`` (static, self-contained, plots embedded), ``plots/*.png`` and
+``leaderboard.json``; never edited by hand.
 """
 
 from __future__ import annotations
@@ -15,76 +31,162 @@ import base64
 import datetime as _dt
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from ..errors import CollabHarnessError
-from ..records import SCHEMA_VERSION
-from ..rundir import read_manifest, read_results
+from ..stats import paired_difference
+from .runs import ROW_SETTINGS, SETTING_NAMES, LeaderboardError, RunView, Setting, load_run, method_abbrev
 
 __all__ = [
+    "COLUMNS",
     "Board",
     "BoardRow",
     "Cell",
+    "Comparison",
     "LeaderboardError",
-    "RunEntry",
+    "LeaderboardFiles",
+    "SettingDiff",
+    "board_json",
     "build_board",
     "load_run",
+    "to_html",
+    "to_markdown",
     "write_leaderboard",
 ]
 
-#: Manifest fields a leaderboard row depends on.
-REQUIRED_MANIFEST = ("schema_version", "harness_version", "config", "task", "models", "simulator", "judges",
-                     "components", "seeds", "parity")
 COLUMNS = ("task_metric", "k_tokens", "interactivity")
-
-
-class LeaderboardError(CollabHarnessError):
-    """A run directory cannot be placed on a leaderboard."""
+CellState = Literal["value", "failed", "not measured", "no run"]
+FLAG = "⚑"
 
 
 @dataclass(frozen=True)
 class Cell:
-    mean: float | None
-    ci_half: float | None
-    n: int
-    n_failed: int = 0
+    """One metric of one run: mean and interval from ``results.json`` (scaled for k-tokens), n scored, n failed
+    (``n_environment`` of them the environment's fault), and ``tags`` (flagged settings this cell carries)."""
 
-    def fmt(self, digits: int = 3) -> str:
-        if self.mean is None:
-            return "–"
+    state: CellState
+    metric: str | None = None
+    mean: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    ci_method: str | None = None
+    n: int = 0
+    n_failed: int = 0
+    n_environment: int = 0
+    tags: tuple[str, ...] = ()
+    #: A setting differs between the rows of this cell's task (the task's note says which).
+    flagged: bool = False
+
+    @property
+    def method_key(self) -> str:
+        return method_abbrev(self.ci_method) if self.ci_method else ""
+
+    def value_text(self, digits: int = 3) -> str:
+        """``0.250 [0.050, 0.700]`` for a value, ``failed (3)`` when every sample failed, ``no run`` /
+        ``not measured`` otherwise."""
+        if self.state == "failed":
+            return self.failure_text()
+        if self.state != "value" or self.mean is None:
+            return self.state
         s = f"{self.mean:.{digits}f}"
-        if self.ci_half is not None:
-            s += f" ± {self.ci_half:.{digits}f}"
+        if self.ci_low is not None and self.ci_high is not None:
+            s += f" [{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]"
         return s
 
+    def failure_text(self) -> str:
+        """``failed (3)``; environment failures apart: ``failed (1) + environment (2)``."""
+        other = self.n_failed - self.n_environment
+        parts = []
+        if other or not self.n_environment:
+            parts.append(f"failed ({other})")
+        if self.n_environment:
+            parts.append(f"environment ({self.n_environment})")
+        return " + ".join(parts)
 
-@dataclass(frozen=True)
-class RunEntry:
-    """One accepted run: where it is, what it measured, and under which setting."""
-
-    path: str
-    task: str
-    task_metric: str
-    assistant: str
-    simulator: str
-    judge: str
-    parity: bool
-    cells: dict[str, Cell]
-    n_samples: int
-    n_errors: int
-    created_at: str | None
+    def text(self, digits: int = 3) -> str:
+        """The whole cell as one line of text (Markdown)."""
+        s = self.value_text(digits)
+        if self.state == "value":
+            if self.method_key:
+                s += f" {self.method_key}"
+            s += f" (n={self.n}" + (f", {self.failure_text()}" if self.n_failed else "") + ")"
+        if self.tags:
+            return s + "".join(f" {FLAG} {t}" for t in self.tags)
+        return s + (f" {FLAG}" if self.flagged else "")
 
 
 @dataclass
 class BoardRow:
+    """One run label under one evaluation setting, with its runs (task -> run) and cells (task -> column)."""
+
+    label: str
+    display: str
     assistant: str
-    simulator: str
-    judge: str
-    parity: bool
-    cells: dict[str, dict[str, Cell]] = field(default_factory=dict)  # task -> column -> cell
-    runs: list[str] = field(default_factory=list)
+    label_given: bool
+    settings: dict[str, str]
+    runs: dict[str, RunView] = field(default_factory=dict)
+    cells: dict[str, dict[str, Cell]] = field(default_factory=dict)
+    #: task -> what is wrong with that run (status, failures, incomplete), None when nothing is.
+    status: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SettingDiff:
+    """A setting that differs between the rows of one task: each value with the rows that have it."""
+
+    setting: str
+    values: list[tuple[str, list[str]]]
+
+    def text(self) -> str:
+        return f"{self.setting} differs: " + "; ".join(f"{v} ({', '.join(rows)})" for v, rows in self.values)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A paired comparison of two rows on one task's metric (or the reason it was not made)."""
+
+    task: str
+    metric: str
+    a: str
+    b: str
+    higher_is_better: bool
+    n_pairs: int = 0
+    n_only_a: int = 0
+    n_only_b: int = 0
+    mean_diff: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    ci_method: str | None = None
+    verdict: str | None = None
+    #: Settings besides the label that differ between the two runs (the difference mixes their effect in).
+    settings_differ: tuple[str, ...] = ()
+    #: Why no comparison was made (different examples, fewer than two paired examples ...).
+    refused: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        if self.refused:
+            return "not compared"
+        return {"a>b": f"{self.a} > {self.b}", "b>a": f"{self.b} > {self.a}"}.get(str(self.verdict),
+                                                                                 "no difference shown")
+
+    def text(self, digits: int = 3) -> str:
+        head = f"{self.a} vs {self.b} on {self.task} ({self.metric}"
+        if self.refused:
+            return f"{head}): not compared — {self.refused}"
+        s = f"{head}, {self.n_pairs} paired examples): difference {self.mean_diff:+.{digits}f}"
+        if self.ci_low is not None and self.ci_high is not None:
+            s += f" [{self.ci_low:+.{digits}f}, {self.ci_high:+.{digits}f}] ({self.ci_method})"
+        s += f": {self.outcome}"
+        if self.verdict in ("a>b", "b>a"):
+            s += " (higher is better)" if self.higher_is_better else " (lower is better)"
+        if self.n_only_a or self.n_only_b:
+            s += f"; unpaired (a value on one side only): {self.n_only_a} in {self.a}, {self.n_only_b} in {self.b}"
+        if self.settings_differ:
+            s += (f"; {FLAG} settings differ ({', '.join(self.settings_differ)}): "
+                  "the difference is not the labels' alone")
+        return s
 
 
 @dataclass
@@ -93,212 +195,260 @@ class Board:
     task_metrics: dict[str, str]
     rows: list[BoardRow]
     refused: list[str]
+    #: task -> settings that differ between its rows (empty: comparable as they stand).
+    flags: dict[str, list[SettingDiff]] = field(default_factory=dict)
+    comparisons: list[Comparison] = field(default_factory=list)
+    #: Legend: interval method key -> the full method strings seen.
+    methods: dict[str, list[str]] = field(default_factory=dict)
+    #: task -> whether higher task-metric values are better.
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
     command: str | None = None
     generated_at: str = ""
 
-
-def _who(d: Any) -> str:
-    """A readable identity of a simulator / judge entry of the manifest."""
-    if isinstance(d, Mapping):
-        name = str(d.get("name", "?"))
-        model = d.get("model")
-        return f"{name} ({model})" if model else name
-    return str(d)
+    def col_title(self, task: str, col: str) -> str:
+        if col == "k_tokens":
+            return "k-tokens ↓"
+        if col == "interactivity":
+            return "interactivity ↑"
+        return f"{self.task_metrics[task]} {'↑' if self.higher_is_better.get(task, True) else '↓'}"
 
 
-def _manifest_view(run_dir: str | Path) -> dict[str, Any]:
-    """The manifest fields a row depends on, from a typed manifest (any schema version)."""
-    m = read_manifest(run_dir)
-    comps = m.components
-    sim = next((c for c in comps if c.get("kind") == "simulator"), None)
-    judges = [c for c in comps if c.get("kind") == "judge"]
-    judge_model = (m.models.get("judge") or {}).get("model") if isinstance(m.models.get("judge"), Mapping) else None
-    if m.summary.get("upgraded_from_schema") == 1:
-        sim = m.summary.get("simulator") or sim
-        judges = m.summary.get("judges") or judges
-    return {
-        "schema_version": m.schema_version, "harness_version": m.harness_version, "config": m.config,
-        "task": m.task, "models": m.models, "simulator": sim,
-        "judges": [{"name": j.get("name"), "model": (j.get("options") or {}).get("model", j.get("model"))}
-                   for j in judges] or ([{"name": "judge", "model": judge_model}] if judge_model else []),
-        "components": comps, "seeds": m.seeds, "parity": bool(m.config.get("parity", False)),
-        "created_at": m.created_at, "status": m.status, "kind": m.kind,
-    }
+# ------------------------------------------------------------------------------------------------- building
 
 
-def load_run(run_dir: str | Path) -> RunEntry:
-    """Read and check one run directory; :class:`LeaderboardError` says why a run is refused."""
+def _cell(run: RunView, metric: str | None, scale: float = 1.0) -> Cell:
+    s = run.summary(metric)
+    if metric is None or s is None:
+        return Cell(state="not measured", metric=metric)
+    if s.mean is None:
+        state: CellState = "failed" if s.n_failed else "not measured"
+        return Cell(state=state, metric=metric, n_failed=s.n_failed, n_environment=s.n_environment)
+
+    def sc(v: float | None) -> float | None:
+        return None if v is None else v * scale
+
+    return Cell(state="value", metric=metric, mean=sc(s.mean), ci_low=sc(s.ci_low), ci_high=sc(s.ci_high),
+                ci_method=s.ci_method, n=s.n, n_failed=s.n_failed, n_environment=s.n_environment)
+
+
+def _cells(run: RunView) -> dict[str, Cell]:
+    return {"task_metric": _cell(run, run.task_metric),
+            "k_tokens": _cell(run, run.scorer("efficiency", "token_amount"), 1e-3),
+            "interactivity": _cell(run, run.scorer("interaction", "interactivity"))}
+
+
+def _displays(rows: Sequence[BoardRow]) -> None:
+    """Rows sharing a label are told apart by the row settings in which they differ."""
+    by_label: dict[str, list[BoardRow]] = {}
+    for r in rows:
+        by_label.setdefault(r.label, []).append(r)
+    for same in by_label.values():
+        if len(same) < 2:
+            continue
+        keys = ["assistant", *ROW_SETTINGS]
+        differing = [k for k in keys
+                     if len({(r.assistant if k == "assistant" else r.settings[k]) for r in same}) > 1]
+        for i, r in enumerate(same, 1):
+            # Settings that differ only in details (simulator options ...) leave the words equal: number them.
+            extra = ", ".join(r.assistant if k == "assistant" else r.settings[k] for k in differing) or f"#{i}"
+            r.display = f"{r.label} [{extra}]"
+        if len({r.display for r in same}) < len(same):
+            for i, r in enumerate(same, 1):
+                r.display += f" #{i}"
+
+
+def _flags(task: str, rows: Sequence[BoardRow]) -> list[SettingDiff]:
+    present = [r for r in rows if task in r.runs]
+    out = []
+    for name in SETTING_NAMES:
+        values: dict[str, tuple[Setting, list[str]]] = {}
+        for r in present:
+            st = r.runs[task].settings[name]
+            values.setdefault(st.key, (st, []))[1].append(r.display)
+        if len(values) < 2:
+            continue
+        texts = [st.text for st, _ in values.values()]
+        same_text = len(set(texts)) < len(texts)  # different keys, same words: show the details
+        out.append(SettingDiff(name, [(st.detail or st.text if same_text else st.text, names)
+                                      for st, names in values.values()]))
+    return out
+
+
+def _compare(task: str, a: BoardRow, b: BoardRow) -> Comparison:
+    ra, rb = a.runs[task], b.runs[task]
+    metric = ra.task_metric
+    t = ra.traits.get(metric, {})
+    base = Comparison(task=task, metric=metric, a=a.display, b=b.display,
+                      higher_is_better=bool(t.get("higher_is_better", True)))
+    if rb.task_metric != metric:
+        return replace(base, refused=f"task metrics differ ({metric} vs {rb.task_metric})")
+    if ra.settings["examples"].key != rb.settings["examples"].key:
+        return replace(base, refused="different example sets")
+    va, vb = ra.values(metric), rb.values(metric)
+    kind = str(t.get("value_kind") or "bounded")
+    rng = t.get("value_range")
+    if kind == "proportion" and any(v not in (0.0, 1.0) for v in (*va.values(), *vb.values())):
+        kind = "bounded"  # declared 0/1 but other values were recorded: never state a proportion's interval
+    if kind == "bounded" and not rng:
+        kind = "unbounded"
     try:
-        man = _manifest_view(run_dir)
-    except CollabHarnessError as e:
-        raise LeaderboardError(f"refused {run_dir}: {e}") from e
-    if man["kind"] != "eval":
-        raise LeaderboardError(f"refused {run_dir}: a {man['kind']!r} run, not an evaluation")
-    missing = [k for k in REQUIRED_MANIFEST if k not in man or man[k] in (None, "", [])]
-    if man.get("parity") is False and "parity" in missing:
-        missing.remove("parity")
-    if "judges" in missing:
-        missing.remove("judges")  # a run may score with metrics only
-    task: Mapping[str, Any] = man["task"] if isinstance(man.get("task"), Mapping) else {}
-    models: Mapping[str, Any] = man["models"] if isinstance(man.get("models"), Mapping) else {}
-    for key, where in (("name", task), ("task_metric", task), ("assistant", models)):
-        if not where.get(key):
-            missing.append(f"{'task' if where is task else 'models'}.{key}")
-    if missing:
-        raise LeaderboardError(f"refused {run_dir}: incomplete manifest (missing {', '.join(missing)})")
-    if man["schema_version"] > SCHEMA_VERSION:
-        raise LeaderboardError(
-            f"refused {run_dir}: manifest schema {man['schema_version']} is newer than {SCHEMA_VERSION}"
-        )
-    if man["status"] == "started":
-        raise LeaderboardError(f"refused {run_dir}: the run has not finished (status started); resume it first")
-    res = read_results(run_dir)
-    if res is None:
-        raise LeaderboardError(f"refused {run_dir}: no results.json (run not finished; resume it first)")
-    metrics = res.get("metrics", {})
-    tm = str(task["task_metric"])
-
-    def cell(key: str, scale: float = 1.0) -> Cell:
-        m = metrics.get(key) or {}
-        mean, lo, hi = m.get("mean"), m.get("ci_low"), m.get("ci_high")
-        half = m.get("ci_half") if "ci_half" in m else (None if lo is None or hi is None else (hi - lo) / 2)
-        return Cell(
-            mean=None if mean is None else mean * scale,
-            ci_half=None if half is None else half * scale,
-            n=int(m.get("n", 0)),
-            n_failed=int(m.get("n_failed", 0)),
-        )
-
-    judges = man["judges"]
-    judge = ", ".join(_who(j) for j in judges) if isinstance(judges, list) else _who(judges)
-    models_assistant = models["assistant"]
-    assistant = models_assistant.get("model") if isinstance(models_assistant, Mapping) else models_assistant
-    return RunEntry(
-        path=str(run_dir),
-        task=str(task["name"]),
-        task_metric=tm,
-        assistant=str(assistant),
-        simulator=_who(man["simulator"]),
-        judge=judge or "(none)",
-        parity=bool(man["parity"]),
-        cells={"task_metric": cell(tm), "k_tokens": cell("token_amount", 1e-3), "interactivity": cell("interactivity")},
-        n_samples=int(res.get("n_samples", 0)),
-        n_errors=int(res.get("n_failed", res.get("n_samples_with_errors", 0))),
-        created_at=man.get("created_at"),
-    )
+        res = paired_difference(va, vb, kind=kind,  # type: ignore[arg-type]
+                                value_range=(float(rng[0]), float(rng[1])) if rng and kind != "unbounded" else None)
+    except ValueError as e:
+        return replace(base, refused=str(e))
+    counts = replace(base, n_pairs=res["n_pairs"], n_only_a=res["n_only_a"], n_only_b=res["n_only_b"])
+    if res["n_pairs"] < 2 or res["ci_method"] is None:
+        return replace(counts, refused=f"{res['n_pairs']} paired example(s) with a value on both sides; need 2")
+    differ = tuple(s for s in ROW_SETTINGS if ra.settings[s].key != rb.settings[s].key)
+    return replace(counts, mean_diff=res["mean_diff"], ci_low=res["ci_low"], ci_high=res["ci_high"],
+                   ci_method=res["ci_method"], verdict=res["verdict"], settings_differ=differ)
 
 
-def build_board(run_dirs: Sequence[str | Path], *, skip_invalid: bool = False, command: str | None = None) -> Board:
-    """Group runs into rows (assistant × simulator × judge × parity) and columns (task × metric). Two runs of the same
-    row and task are ambiguous and refused (the later one on the command line)."""
-    entries: list[RunEntry] = []
+def build_board(run_dirs: Sequence[str | Path], *, skip_invalid: bool = False, command: str | None = None,
+                host: Any = None) -> Board:
+    """Read the runs and lay them out: rows (label × exchanges × simulator × judge × parity), columns (task ×
+    metric), flags for differing settings, paired comparisons. Two runs of one row and task are ambiguous: the
+    later one on the command line is refused (give the runs different ``--label`` values)."""
+    runs: list[RunView] = []
     refused: list[str] = []
     for d in run_dirs:
         try:
-            entries.append(load_run(d))
+            runs.append(load_run(d, host=host))
         except LeaderboardError as err:
             if not skip_invalid:
                 raise
             refused.append(str(err))
-    if not entries:
+    if not runs:
         why = (": " + "; ".join(refused)) if refused else ""
         raise LeaderboardError("no run could be placed on the leaderboard" + why)
     tasks: list[str] = []
     task_metrics: dict[str, str] = {}
-    rows: dict[tuple[str, str, str, bool], BoardRow] = {}
-    for e in entries:
-        if e.task not in tasks:
-            tasks.append(e.task)
-            task_metrics[e.task] = e.task_metric
-        key = (e.assistant, e.simulator, e.judge, e.parity)
-        row = rows.setdefault(key, BoardRow(assistant=e.assistant, simulator=e.simulator, judge=e.judge,
-                                            parity=e.parity))
-        if e.task in row.cells:
-            msg = f"refused {e.path}: a run of {e.assistant} on {e.task} with the same setting is already on the board"
+    hib: dict[str, bool] = {}
+    rows: dict[tuple[str, ...], BoardRow] = {}
+    notes: list[str] = []
+    for run in runs:
+        if run.task not in tasks:
+            tasks.append(run.task)
+            task_metrics[run.task] = run.task_metric
+            hib[run.task] = bool(run.traits.get(run.task_metric, {}).get("higher_is_better", True))
+        row = rows.setdefault(run.row_key, BoardRow(
+            label=run.label, display=run.label, assistant=run.assistant, label_given=run.label_given,
+            settings={s: run.settings[s].text for s in ROW_SETTINGS}))
+        if run.task in row.runs:
+            msg = (f"refused {run.path}: {row.runs[run.task].path} already places label {run.label!r} on "
+                   f"{run.task} with the same setting; give one of them another --label")
             if not skip_invalid:
                 raise LeaderboardError(msg)
             refused.append(msg)
             continue
-        row.cells[e.task] = e.cells
-        row.runs.append(e.path)
-    return Board(
-        tasks=tasks,
-        task_metrics=task_metrics,
-        rows=list(rows.values()),
-        refused=refused,
-        command=command,
-        generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    )
+        row.runs[run.task] = run
+        row.cells[run.task] = _cells(run)
+        row.status[run.task] = run.status_text()
+        notes += [f"{run.path}: {n}" for n in run.notes]
+    board_rows = list(rows.values())
+    _displays(board_rows)
+    flags = {t: _flags(t, board_rows) for t in tasks}
+    for t, diffs in flags.items():
+        if not diffs:
+            continue
+        # Each row's value of each differing setting, worded as in the task's note.
+        values = {(d.setting, row): _tag(d.setting, v) for d in diffs for v, rows in d.values for row in rows}
+        for r in board_rows:
+            if t not in r.cells:
+                continue
+            cells = r.cells[t]
+            # The task-metric cell names the row's value of each differing setting, the k-tokens cell its
+            # tokenizer; every cell of the task carries the flag.
+            tags = tuple(values[(d.setting, r.display)] for d in diffs if d.setting != "tokenizer")
+            tok = tuple(values[(d.setting, r.display)] for d in diffs if d.setting == "tokenizer")
+            r.cells[t] = {"task_metric": replace(cells["task_metric"], tags=tags, flagged=True),
+                          "k_tokens": replace(cells["k_tokens"], tags=tok, flagged=True),
+                          "interactivity": replace(cells["interactivity"], flagged=True)}
+    comparisons = [_compare(t, a, b) for t in tasks for i, a in enumerate(board_rows) if t in a.runs
+                   for b in board_rows[i + 1:] if t in b.runs]
+    methods: dict[str, list[str]] = {}
+    for r in board_rows:
+        for cols in r.cells.values():
+            for c in cols.values():
+                if c.ci_method and c.ci_method not in methods.setdefault(c.method_key, []):
+                    methods[c.method_key].append(c.ci_method)
+    return Board(tasks=tasks, task_metrics=task_metrics, rows=board_rows, refused=refused, flags=flags,
+                 comparisons=comparisons, methods=dict(sorted(methods.items())), higher_is_better=hib, notes=notes,
+                 command=command, generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def _tag(name: str, text: str) -> str:
+    return text if name in ("exchanges", "parity") else f"{name}: {text}"
 
 
 # ------------------------------------------------------------------------------------------------- rendering
 
 
-_HEAD = {"task_metric": None, "k_tokens": "k-tokens ↓", "interactivity": "interactivity ↑"}
-
-
-def _col_title(board: Board, task: str, col: str) -> str:
-    return _HEAD[col] or f"{board.task_metrics[task]} ↑"
+METHOD_NAMES = {"W": "Wilson score interval (proportions: 0/1 values)",
+                "CP": "Clopper–Pearson exact interval (proportions)",
+                "B": "percentile bootstrap inside the metric's range (bounded scores)",
+                "t": "Student-t interval of the mean (counts)",
+                "?": "method not recorded"}
 
 
 def to_markdown(board: Board) -> str:
-    lines = ["# collab-harness leaderboard", ""]
-    lines.append("Generated by collab-harness from run directories; do not edit by hand.")
+    lines = ["# collab-harness leaderboard", "",
+             "Generated by collab-harness from run directories; do not edit by hand."]
     if board.command:
         lines += ["", "Generated with:", "", "```", board.command, "```"]
-    lines += ["", f"Generated at {board.generated_at}. Cells: mean ± half-width of the 95% Student-t interval;",
-              "k-tokens = thousands of assistant tokens the user reads per conversation.", ""]
-    header = ["assistant", "simulator", "judge", "parity"]
+    lines += ["", f"Generated at {board.generated_at}. One row per run label (`--label`, default: the assistant "
+              "model plus a hash of its system prompt) and evaluation setting.",
+              "Cells: mean [95% interval] method (n scored, failures); k-tokens = thousands of assistant tokens the "
+              "user reads per conversation.", "", "Interval methods:", ""]
+    for key, ms in board.methods.items():
+        lines.append(f"- **{key}**: {METHOD_NAMES.get(key, key)} — " + "; ".join(f"`{m}`" for m in ms))
+    lines += [f"- `failed (n)`: every sample of that metric failed (no value); `environment (n)`: failures of the "
+              f"machine (a missing module ...), counted apart; `{FLAG}`: a setting differs between the rows of "
+              "that task (see the notes).", ""]
+    header = ["row", "assistant", "setting"]
     for t in board.tasks:
-        header += [f"{t}: {_col_title(board, t, c)}" for c in COLUMNS]
+        mark = f" {FLAG}" if board.flags.get(t) else ""
+        header += [f"{t}{mark}: {board.col_title(t, c)}" for c in COLUMNS]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for r in board.rows:
-        cells = [f"`{r.assistant}`", r.simulator, r.judge, "on" if r.parity else "off"]
+        cells = [f"**{r.display}**", f"`{r.assistant}`", " · ".join(r.settings[s] for s in ROW_SETTINGS)]
         for t in board.tasks:
+            status = r.status.get(t)
             for c in COLUMNS:
-                cell = r.cells.get(t, {}).get(c)
-                cells.append(f"{cell.fmt()} (n={cell.n})" if cell and cell.mean is not None else "–")
+                cell = r.cells.get(t, {}).get(c) or Cell(state="no run")
+                txt = cell.text()
+                if c == "task_metric" and status:
+                    txt += f" ⚠ {status}"
+                cells.append(txt.replace("|", "\\|"))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Runs:", ""]
+    if any(board.flags.values()):
+        lines += ["", "## Settings that differ", ""]
+        for t, diffs in board.flags.items():
+            for d in diffs:
+                lines.append(f"- {FLAG} **{t}**: {d.text()}")
+    if board.comparisons:
+        lines += ["", "## Paired comparisons (task metric, same examples)", ""]
+        lines += [f"- {c.text()}" for c in board.comparisons]
+    failing = [(r, t) for r in board.rows for t in board.tasks if r.status.get(t)]
+    if failing:
+        lines += ["", "## Runs with failures", ""]
+        for r, t in failing:
+            run = r.runs[t]
+            by = ", ".join(f"{k} {v}" for k, v in run.failures().items()) or "none recorded"
+            cats = ", ".join(f"{k} {v}" for k, v in run.results.errors_by_category.items())
+            lines.append(f"- {r.display} on {t}: {r.status[t]} (by component: {by}"
+                         + (f"; by category: {cats}" if cats else "") + ")")
+    lines += ["", "## Runs", ""]
     for r in board.rows:
-        for p in r.runs:
-            lines.append(f"- `{p}` ({r.assistant})")
+        for t, run in r.runs.items():
+            lines.append(f"- `{run.path}`: {r.display} on {t} ({run.status}, {run.results.n_samples} samples)")
+    if board.notes:
+        lines += ["", "Notes:", ""] + [f"- {x}" for x in board.notes]
     if board.refused:
-        lines += ["", "Refused:", ""] + [f"- {x}" for x in board.refused]
+        lines += ["", "## Refused", ""] + [f"- {x}" for x in board.refused]
     return "\n".join(lines) + "\n"
-
-
-def make_plots(board: Board, out_dir: Path) -> dict[str, Path]:
-    """One PNG per task: a bar per row for each column, with 95% CI error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    for task in board.tasks:
-        fig, axes = plt.subplots(1, len(COLUMNS), figsize=(4 * len(COLUMNS), 3.2))
-        labels = [r.assistant for r in board.rows]
-        for ax, col in zip(axes, COLUMNS, strict=True):
-            means, errs = [], []
-            for r in board.rows:
-                c = r.cells.get(task, {}).get(col)
-                means.append(c.mean if c and c.mean is not None else 0.0)
-                errs.append(c.ci_half if c and c.ci_half is not None else 0.0)
-            xs = list(range(len(labels)))
-            ax.bar(xs, means, yerr=errs, capsize=4, color="#4C72B0")
-            ax.set_xticks(xs, [lbl if len(lbl) <= 18 else lbl[:16] + "…" for lbl in labels], rotation=20,
-                          ha="right", fontsize=8)
-            ax.set_title(_col_title(board, task, col), fontsize=10)
-        fig.suptitle(task)
-        fig.tight_layout()
-        p = out_dir / f"{task}.png"
-        fig.savefig(p, dpi=90)
-        plt.close(fig)
-        paths[task] = p
-    return paths
 
 
 def _jinja_env() -> Any:
@@ -312,11 +462,16 @@ def _jinja_env() -> Any:
     )
 
 
-def to_html(board: Board, plots: Mapping[str, Path]) -> str:
+def to_html(board: Board, plots: Mapping[str, Path], plot_notes: Mapping[str, list[str]] | None = None) -> str:
     embedded = {t: "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode() for t, p in plots.items()}
     tmpl = _jinja_env().get_template("leaderboard.html.j2")
-    return str(tmpl.render(board=board, columns=COLUMNS, col_title=lambda t, c: _col_title(board, t, c),
-                           plots=embedded))
+    return str(tmpl.render(board=board, columns=COLUMNS, row_settings=ROW_SETTINGS, plots=embedded,
+                           plot_notes=plot_notes or {}, method_names=METHOD_NAMES, flag=FLAG,
+                           empty_cell=Cell(state="no run")))
+
+
+def _cell_json(c: Cell) -> dict[str, Any]:
+    return {**asdict(c), "text": c.text()}
 
 
 def board_json(board: Board) -> dict[str, Any]:
@@ -325,15 +480,25 @@ def board_json(board: Board) -> dict[str, Any]:
         "task_metrics": board.task_metrics,
         "generated_at": board.generated_at,
         "command": board.command,
-        "refused": board.refused,
+        "interval_methods": board.methods,
         "rows": [
             {
-                "assistant": r.assistant, "simulator": r.simulator, "judge": r.judge, "parity": r.parity,
-                "runs": r.runs,
-                "cells": {t: {c: vars(cell) for c, cell in cols.items()} for t, cols in r.cells.items()},
+                "label": r.label, "display": r.display, "label_given": r.label_given, "assistant": r.assistant,
+                "settings": r.settings,
+                "runs": {t: {"path": run.path, "status": run.status, "problems": r.status.get(t),
+                             "settings": {k: s.text for k, s in run.settings.items()},
+                             "failures_by_component": run.failures(),
+                             "failures_by_category": run.results.errors_by_category}
+                         for t, run in r.runs.items()},
+                "cells": {t: {c: _cell_json(cell) for c, cell in cols.items()} for t, cols in r.cells.items()},
             }
             for r in board.rows
         ],
+        "flags": {t: [{"setting": d.setting, "values": [{"value": v, "rows": rows} for v, rows in d.values]}
+                      for d in diffs] for t, diffs in board.flags.items()},
+        "comparisons": [{**asdict(c), "outcome": c.outcome, "text": c.text()} for c in board.comparisons],
+        "notes": board.notes,
+        "refused": board.refused,
     }
 
 
@@ -343,20 +508,22 @@ class LeaderboardFiles:
     html: Path
     json: Path
     plots: dict[str, Path]
+    board: Board
 
 
-def write_leaderboard(
-    run_dirs: Sequence[str | Path], out: str | Path, *, skip_invalid: bool = False, command: str | None = None
-) -> LeaderboardFiles:
+def write_leaderboard(run_dirs: Sequence[str | Path], out: str | Path, *, skip_invalid: bool = False,
+                      command: str | None = None, host: Any = None) -> LeaderboardFiles:
     """Build the board and write ``README.md``, ``index.html``, ``leaderboard.json`` and ``plots/`` under ``out``."""
-    board = build_board(run_dirs, skip_invalid=skip_invalid, command=command)
+    from .plots import make_plots
+
+    board = build_board(run_dirs, skip_invalid=skip_invalid, command=command, host=host)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plots = make_plots(board, out_dir / "plots")
+    plots, plot_notes = make_plots(board, out_dir / "plots")
     md = out_dir / "README.md"
     md.write_text(to_markdown(board), encoding="utf-8")
     html = out_dir / "index.html"
-    html.write_text(to_html(board, plots), encoding="utf-8")
+    html.write_text(to_html(board, plots, plot_notes), encoding="utf-8")
     js = out_dir / "leaderboard.json"
-    js.write_text(json.dumps(board_json(board), indent=2) + "\n", encoding="utf-8")
-    return LeaderboardFiles(markdown=md, html=html, json=js, plots=plots)
+    js.write_text(json.dumps(board_json(board), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return LeaderboardFiles(markdown=md, html=html, json=js, plots=plots, board=board)
