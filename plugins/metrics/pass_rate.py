@@ -1,4 +1,11 @@
-"""``pass_rate``: the extracted code passes the example's unittest suite in the sandbox (all or nothing)."""
+"""``pass_rate``: the extracted code passes the example's unittest suite in the sandbox (all or nothing).
+
+Code is taken as it comes: an extracted artefact (``ctx.artefact``) or the task's extraction rule already *is*
+code and runs as is; only a raw assistant message goes through fence extraction. A missing library that the
+example's tests or reference need is the environment's failure (a failed score with ``failure="environment"``),
+not the code's; a module that only the candidate imports and that does not exist is the candidate's fault (0).
+Code that reaches for the verdict scores 0 with a reason starting ``tampered:`` (:mod:`.sandbox`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,10 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from collab_harness import hookimpl
-from collab_harness.components import ComponentOptions, Metric, ScoringContext
-from collab_harness.types import Score
+from collab_harness.components import ComponentOptions, Metric, ScoringContext, ValueKind
+from collab_harness.types import Example, Score
 
-__all__ = ["PassRate", "PassRateOptions"]
+__all__ = ["PassRate", "PassRateOptions", "environment_failure"]
 
 
 class PassRateOptions(ComponentOptions):
@@ -18,17 +25,41 @@ class PassRateOptions(ComponentOptions):
     memory_mb: int = Field(1024, ge=64, description="address-space limit of the child")
     max_processes: int = Field(32, ge=1, description="processes the code may run at once")
     max_file_size_mb: int = Field(64, ge=1, description="largest file the code may write")
+    max_disk_mb: int = Field(256, ge=1, description="everything the code may write to its directory, in total")
     network: bool = Field(False, description="allow network access (never by default)")
 
 
+def environment_failure(example: Example, status: str, missing: str | None, by_solution: bool = True) -> str | None:
+    """The module whose absence explains a run, when it is the environment's fault: the runner could not import
+    what the tests import (``status == "environment"``), or the code failed on a module this environment lacks and
+    that the example's tests or reference need, or that a library or the tests asked for (``by_solution`` False:
+    pandas wanting openpyxl). None when the candidate is to blame: it imported, itself, a module nobody needs."""
+    from collab_harness_plugins.tasks.code_env import module_available, required_modules, top_level
+
+    if status == "environment":
+        return top_level(missing) if missing else "?"
+    if not missing or status not in {"error", "fail"}:
+        return None
+    top = top_level(missing)
+    if module_available(top):
+        return None
+    if top in required_modules(example) or not by_solution:
+        return top
+    return None
+
+
 class PassRate(Metric):
-    """1.0 iff every test of the example's suite passes, else 0.0; failures, timeouts and crashes all score 0
-    with the reason in ``details``. A missing artefact or test suite is a failed score, not a 0."""
+    """1.0 iff every test of the example's suite passes, else 0.0; failures, timeouts, crashes and tampering all
+    score 0 with the reason in ``details``. A missing artefact or test suite, or a library the task needs that the
+    environment lacks, is a failed score, not a 0."""
 
     name: ClassVar[str] = "pass_rate"
     description: ClassVar[str] = "extracted code passes the task's unittest suite in a sandbox (all-or-nothing)"
     Options: ClassVar[type[ComponentOptions]] = PassRateOptions
     needs_artefact: ClassVar[bool] = True
+    value_kind: ClassVar[ValueKind | None] = "proportion"
+    #: Test runs go to the named "sandbox" executor, apart from cheap metrics.
+    executor: ClassVar[str] = "sandbox"
 
     def compute(self, ctx: ScoringContext) -> Score:
         from collab_harness_plugins.metrics.sandbox import SandboxLimits, run_tests
@@ -38,6 +69,8 @@ class PassRate(Metric):
         tests = ex.metadata.get("test")
         if not tests:
             return Score.failed(self.name, f"example {ex.id!r} has no unittest suite in metadata['test']")
+        # Extraction happens once, upstream: an artefact or the task's rule is code already and is not re-read
+        # for fences (a docstring showing a fenced example would be cut down to it).
         code = ctx.artefact
         source = "artefact"
         if code is None and ctx.task is not None:
@@ -47,32 +80,47 @@ class PassRate(Metric):
             if not replies:
                 return Score.failed(self.name, f"example {ex.id!r}: no code to run (no assistant message)")
             code, source = extract_code(replies[-1].content), "last assistant message"
-        code = with_code_prompt(extract_code(code), str(ex.metadata.get("code_prompt", "")))
+        code = with_code_prompt(code, str(ex.metadata.get("code_prompt", "")))
         opts: Any = self.options
         limits = SandboxLimits(
             timeout_s=opts.timeout_s,
             memory_mb=opts.memory_mb,
             max_processes=opts.max_processes,
             max_file_size_mb=opts.max_file_size_mb,
+            disk_mb=opts.max_disk_mb,
             network=opts.network,
         )
+        entry = str(ex.metadata.get("entry_point") or "task_func")
         try:
-            res = run_tests(code, str(tests), limits)
+            res = run_tests(code, str(tests), limits, entry_point=entry)
         except OSError as e:  # the sandbox itself could not start: not the code's fault
-            return Score.failed(self.name, f"example {ex.id!r}: sandbox failed to start: {e}")
+            return Score.failed(self.name, f"example {ex.id!r}: sandbox failed to start: {e}", failure="sandbox")
+        missing = environment_failure(ex, res.status, res.missing_module, res.missing_by_solution)
+        if missing is not None:
+            why = f"missing module {missing}" if res.status != "environment" or "No module" in res.reason else (
+                res.reason.removeprefix("environment: "))
+            return Score.failed(
+                self.name, f"environment: {why}", failure="environment", module=missing, status=res.status,
+                sandbox_reason=res.reason, code_source=source,
+            )
+        details: dict[str, Any] = {
+            "status": res.status,
+            "reason": res.reason,
+            "failures": list(res.messages),
+            "code_source": source,
+            "duration_s": round(res.duration_s, 3),
+            "isolation": res.isolation,
+            "network_isolated": bool(res.isolation.get("network_isolated", False)),
+        }
+        if res.tampered:
+            details["tampered"] = list(res.tampered)
+        if res.missing_module:
+            details["missing_module"] = res.missing_module
         return Score(
             component=self.name,
             value=1.0 if res.passed else 0.0,
             values={"tests_passed": float(res.tests_passed), "tests_total": float(res.tests_total)},
-            details={
-                "status": res.status,
-                "reason": res.reason,
-                "failures": list(res.messages),
-                "code_source": source,
-                "duration_s": round(res.duration_s, 3),
-                "isolation": res.isolation,
-                "network_isolated": bool(res.isolation.get("network_isolated", False)),
-            },
+            details=details,
         )
 
 

@@ -7,25 +7,72 @@ suite. Success = the extracted code passes the task's suite in the sandbox (:mod
 
 from __future__ import annotations
 
+import ast
 import random
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from pydantic import BaseModel
+
 from collab_harness import hookimpl
 from collab_harness.types import Conversation, Example
 
-from ._common import DatasetTask
+from . import code_env
+from ._common import DatasetTask, ExampleMetadata, StrictRecord
 
-__all__ = ["CodeChatTask", "build_shards", "extract_code", "with_code_prompt"]
+__all__ = ["CodeChatTask", "build_shards", "extract_code", "fenced_blocks", "with_code_prompt"]
 
 HUB_VERSION = "v0.1.2"
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+_OPEN_FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[^\s`]*)[^`]*$")
+
+
+def _is_python(text: str) -> bool:
+    try:
+        ast.parse(text)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """``(language, body)`` of every closed fenced block, read line by line as Markdown does: a block closes only
+    at a line holding nothing but a fence at least as long as the opening one and indented less than four spaces,
+    so a docstring that shows a fenced example (indented, or with an info string) stays inside its block."""
+    lines = text.split("\n")
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(lines):
+        m = _OPEN_FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        fence, j = m["fence"], i + 1
+        body: list[str] = []
+        while j < len(lines):
+            s = lines[j]
+            stripped = s.strip()
+            if (len(s) - len(s.lstrip(" ")) < 4 and stripped and set(stripped) == {fence[0]}
+                    and len(stripped) >= len(fence)):
+                out.append((m["lang"].lower(), "\n".join(body)))
+                break
+            body.append(s)
+            j += 1
+        else:
+            i += 1  # never closed: not a block (a stray fence in prose); look again from the next line
+            continue
+        i = j + 1
+    return out
 
 
 def extract_code(text: str) -> str:
-    """The last fenced Python (or untagged) code block of ``text``; the whole text when there is no fence."""
-    blocks = [(lang.lower(), body) for lang, body in _FENCE.findall(text)]
+    """The code in an assistant message: the text itself when it already is Python (a docstring holding a
+    Markdown fence is not cut down to it), else the last fenced Python (or untagged) block, else the last block,
+    else the whole text."""
+    if _is_python(text):
+        return text.strip("\n")
+    blocks = fenced_blocks(text) or [(lang.lower(), body) for lang, body in _FENCE.findall(text)]
     python = [b for lang, b in blocks if lang in {"python", "py", "python3", ""}]
     if python:
         return python[-1].strip("\n")
@@ -97,6 +144,26 @@ def build_shards(prompt: str, code_prompt: str = "") -> list[str]:
     return shards
 
 
+class BigCodeBenchRecord(StrictRecord):
+    """One record of ``bigcode/bigcodebench``, checked strictly (``libs`` is a Python-literal string on the hub)."""
+
+    task_id: str
+    instruct_prompt: str
+    complete_prompt: str | None = None
+    code_prompt: str = ""
+    canonical_solution: str = ""
+    test: str = ""
+    entry_point: str = "task_func"
+    libs: str | list[str] | None = None
+
+
+class CodeMetadata(ExampleMetadata):
+    code_prompt: str | None = None
+    test: str | None = None
+    entry_point: str | None = None
+    libs: list[str] | None = None
+
+
 class CodeChatTask(DatasetTask):
     """Write a self-contained Python function that uses libraries, judged by a hidden unittest suite."""
 
@@ -106,10 +173,14 @@ class CodeChatTask(DatasetTask):
     artefact_type: ClassVar[str | None] = "code"
     default_metrics: ClassVar[Mapping[str, float]] = {"pass_rate": 1.0, "interactivity": 1.0, "token_amount": 0.0}
     penalty_lambda: ClassVar[float] = 5e-4
+    #: The success check runs code: it goes to the "sandbox" executor.
+    check_success_executor: ClassVar[str] = "sandbox"
 
     hub_id: ClassVar[str] = "bigcode/bigcodebench"
     hub_sizes: ClassVar[Mapping[str, int | None]] = {"train": 912, "test": 228}
     sample_file: ClassVar[str] = "code_chat.jsonl"
+    HubRecord: ClassVar[type[BaseModel] | None] = BigCodeBenchRecord
+    Metadata: ClassVar[type[BaseModel]] = CodeMetadata
     #: Share of the hub version that goes to test (SPEC §3: 80/20).
     test_fraction: ClassVar[float] = 0.2
 
@@ -150,6 +221,19 @@ class CodeChatTask(DatasetTask):
             },
         )
 
+    def required_modules(self, example: Example) -> list[str]:
+        """Top-level modules the example's tests or reference import (the preflight's and ``pass_rate``'s view of
+        what the environment must provide)."""
+        return code_env.required_modules(example)
+
+    def missing_modules(self, example: Example) -> list[str]:
+        """The modules of :meth:`required_modules` this environment lacks."""
+        return code_env.missing_modules(example)
+
+    def install_names(self, modules: Sequence[str]) -> list[str]:
+        """PyPI names of ``modules`` (``sklearn`` -> ``scikit-learn``), for the doctor's install hint."""
+        return [code_env.pip_name(m) for m in modules]
+
     def goal_shards(self, example: Example) -> list[str]:
         shards = example.metadata.get("shards")
         if shards:
@@ -170,7 +254,8 @@ class CodeChatTask(DatasetTask):
         from collab_harness_plugins.metrics.sandbox import run_tests
 
         code = with_code_prompt(extract_code(answer), str(example.metadata.get("code_prompt", "")))
-        return run_tests(code, str(tests)).passed
+        entry = str(example.metadata.get("entry_point") or "task_func")
+        return run_tests(code, str(tests), entry_point=entry).passed
 
 
 def _task_number(task_id: str) -> tuple[int, str]:

@@ -11,6 +11,7 @@ from collab_harness_plugins.tasks.code_chat import (
     CodeChatTask,
     build_shards,
     extract_code,
+    fenced_blocks,
     register_tasks,
     with_code_prompt,
 )
@@ -146,3 +147,21 @@ class TestCodeChatContract(TaskContract):
     @pytest.fixture
     def component(self) -> CodeChatTask:
         return CodeChatTask({"source": "sample"})
+
+
+DOCSTRING_FENCE = 'def task_func():\n    """Usage:\n\n    ```python\n    task_func()\n    ```\n    """\n    return 1\n'
+
+
+def test_extract_code_keeps_code_that_is_already_code() -> None:
+    assert extract_code(DOCSTRING_FENCE) == DOCSTRING_FENCE.rstrip("\n")
+    message = f"Sure:\n```python\n{DOCSTRING_FENCE}```\nDone."
+    assert extract_code(message) == DOCSTRING_FENCE.rstrip("\n")
+    assert fenced_blocks("a\n```py\nx = 1\n```\nb\n~~~\ny\n~~~") == [("py", "x = 1"), ("", "y")]
+    assert extract_code("inline ```python\nx = 2\n``` end") == "x = 2"
+
+
+def test_code_task_capabilities() -> None:
+    task = CodeChatTask({"source": "sample"})
+    assert CodeChatTask.check_success_executor == "sandbox"
+    ex = task.load("test")[5]  # a pandas task
+    assert "pandas" in task.required_modules(ex) and task.missing_modules(ex) == []

@@ -112,3 +112,53 @@ class TestPassRateContract(MetricContract):
     @pytest.fixture
     def scoring_task(self) -> CodeChatTask:
         return TASK
+
+
+FENCED_DOCSTRING_SOLUTION = '''import re
+def task_func(text):
+    """Count the words of ``text``.
+
+    Example:
+    ```python
+    >>> task_func("a b")
+    2
+    ```
+    """
+    return len(re.findall(r"\\w+", text))
+'''
+FENCED_TESTS = (
+    "import unittest\nclass TestCases(unittest.TestCase):\n"
+    "    def test_two(self):\n        self.assertEqual(task_func('a b'), 2)\n"
+    "    def test_none(self):\n        self.assertEqual(task_func(''), 0)\n"
+)
+
+
+def test_artefact_with_fenced_docstring_runs_as_is() -> None:
+    """BigCodeBench/487's failure: an extracted artefact holding a fence in a docstring was cut to the fence."""
+    ex = Example(id="fenced", task="code-chat", prompt="p", metadata={"test": FENCED_TESTS, "code_prompt": ""})
+    s = PassRate().compute(_ctx(ex, FENCED_DOCSTRING_SOLUTION))
+    assert s.value == 1.0, s.details
+    assert s.details["code_source"] == "artefact"
+
+
+def test_raw_message_with_fenced_docstring_is_extracted_whole() -> None:
+    ex = Example(id="fenced", task="code-chat", prompt="p", metadata={"test": FENCED_TESTS, "code_prompt": ""})
+    reply = f"Here is the function:\n\n```python\n{FENCED_DOCSTRING_SOLUTION}```\n\nIt counts words."
+    conv = Conversation.of(("user", "count words"), ("assistant", reply))
+    s = PassRate().compute(ScoringContext(example=ex, conversation=conv, artefact=None))
+    assert s.value == 1.0, s.details
+    assert s.details["code_source"] == "last assistant message"
+
+
+def test_tampering_is_zero_with_reason() -> None:
+    ex = EXAMPLES[0]
+    code = "import unittest\nunittest.TestCase.assertEqual = lambda *a, **k: None\n" + WRONG
+    s = PassRate().compute(_ctx(ex, code))
+    assert s.ok and s.value == 0.0
+    assert s.details["status"] == "tampered" and s.details["reason"].startswith("tampered: ")
+    assert s.details["tampered"]
+
+
+def test_declares_sandbox_executor_and_proportion() -> None:
+    assert PassRate.executor == "sandbox"
+    assert PassRate.resolved_value_kind() == "proportion"

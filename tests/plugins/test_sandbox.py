@@ -231,7 +231,9 @@ def test_forged_stdout_verdict_ignored() -> None:
     )
     score = _score(code)
     _assert_zero(score)
-    assert score.details["status"] == "error"
+    # Junk written to the verdict pipe is caught (tampering); nothing the code printed counts.
+    assert score.details["status"] == "tampered"
+    assert score.details["reason"].startswith("tampered: ")
 
 
 def test_plain_fallback_guards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -259,3 +261,40 @@ def test_sandbox_dir_removed_and_harness_alive() -> None:
     after = {p.name for p in Path("/tmp").glob("ch-sandbox-*")}
     assert after <= before
     assert os.getpid() > 0  # still here after all the hostile runs above
+
+
+DISK_HOG = textwrap.dedent(
+    """
+    import os
+    def task_func():
+        block = b"x" * (1 << 20)
+        for i in range(64):
+            with open(f"hog-{i}.bin", "wb") as f:
+                for _ in range(4):
+                    f.write(block)
+                    f.flush()
+        return True
+    """
+)
+
+
+def test_disk_quota_stops_the_run_not_the_host() -> None:
+    """Writing past the quota fails the run (ENOSPC on the sandbox's tmpfs) and leaves nothing on the host."""
+    if sandbox.isolation_support()["mode"] != "namespaces":
+        pytest.skip("the tmpfs quota needs mount namespaces; the watchdog test covers the fallback")
+    before = {p.name for p in Path("/tmp").glob("ch-sandbox-*")}
+    t0 = time.monotonic()
+    res = run_tests(DISK_HOG, TESTS_EXPECT_TRUE, SandboxLimits(timeout_s=10, disk_mb=16))
+    assert res.status == "fail" and "No space left on device" in res.reason, res.reason
+    assert res.isolation["disk_quota"] == "tmpfs:16m"
+    assert time.monotonic() - t0 < 10
+    assert {p.name for p in Path("/tmp").glob("ch-sandbox-*")} <= before
+
+
+def test_disk_quota_watchdog_without_namespaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where no tmpfs can be mounted, the parent's watchdog kills a run whose directory outgrows the quota."""
+    forced = sandbox._Support("plain", None, os.geteuid() == 0, None, "forced by test")
+    monkeypatch.setattr(sandbox, "_support", forced)
+    slow_hog = DISK_HOG.replace("f.flush()", "f.flush()\n            __import__('time').sleep(0.02)")
+    res = run_tests(slow_hog, TESTS_EXPECT_TRUE, SandboxLimits(timeout_s=10, disk_mb=8))
+    assert res.status == "killed" and "disk quota exceeded" in res.reason, res.reason
