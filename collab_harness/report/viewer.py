@@ -10,23 +10,55 @@ method.
 Everything is rendered server-side (the page reads without JavaScript and a DOM dump shows it); inline JavaScript
 adds search and filters and renders LaTeX with the bundled KaTeX (:mod:`collab_harness.report.katex`, fonts
 inlined). Fenced code blocks are shown as code and never as math. The page loads no external asset.
+
+Synthesis runs (``synth``) get the candidate tree instead (``viewer_synth.html.j2``): per conversation and per turn,
+every candidate with how it was sampled, its MR (mean ± std over the futures, n_ok/n_total) and per-metric means,
+which one was chosen and why each other one was not (its MR, or its error), the next user message and the future it
+came from, and under each candidate its futures (simulated exchanges, scores, reward, failures). Candidates and
+futures are folded by default and their LaTeX is typeset when they are opened, so a page with many of them stays
+usable. ``mr`` runs get the same page with one candidate (the row's) per item.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..records import AnyRecord, ComponentFailure, EvalRecord, ExtractionInfo, Manifest, MRRecord, Results
+from ..records import (
+    AnyRecord,
+    ComponentFailure,
+    EvalRecord,
+    ExtractionInfo,
+    FutureRecord,
+    Manifest,
+    MRRecord,
+    Results,
+    SynthCandidate,
+    SynthRecord,
+    SynthTurn,
+)
 from ..rundir import SAMPLES, read_manifest, read_records, read_results
 from .katex import katex_assets
 from .runs import mapping, method_abbrev
 
-__all__ = ["References", "Segment", "ViewerSample", "load_references", "render_viewer", "segments", "write_viewer"]
+__all__ = [
+    "CandidateView",
+    "ConversationView",
+    "FutureView",
+    "MessageView",
+    "References",
+    "Segment",
+    "TurnView",
+    "ViewerSample",
+    "load_references",
+    "render_viewer",
+    "segments",
+    "write_viewer",
+]
 
 _FENCE = re.compile(r"```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 _TEX_HINT = re.compile(r"[\\^_{}]")
@@ -93,8 +125,12 @@ class References:
     note: str | None = None
 
 
-def load_references(manifest: Manifest, host: Any = None) -> References:
+def load_references(manifest: Manifest, host: Any = None, *, example_ids: Sequence[str] | None = None,
+                    all_splits: bool = False) -> References:
     """Load the run's task with the manifest's options and data source, and return its examples by id.
+
+    ``example_ids``: the ids to look for (default: the manifest's items); ``all_splits``: look in every split of
+    the task (``mr`` rows name examples of any split), not only the run's.
 
     Never raises: a task that cannot be loaded (plugin missing, hub unreachable, data file gone) gives no
     references and a note saying why; a data file whose digest differs from the run's gives a note too."""
@@ -113,17 +149,20 @@ def load_references(manifest: Manifest, host: Any = None) -> References:
         if recorded in ("sample", "local", "hub") and "source" in spec.cls.Options.model_fields:
             options["source"] = recorded  # the source the run used, not "auto" (which may choose differently now)
         task = spec.create(options)
-        loaded = {ex.id: (ex.prompt, ex.reference, _solution(ex.metadata)) for ex in task.load(split)}
+        splits = list(task.splits()) if all_splits else [split]
+        loaded = {ex.id: (ex.prompt, ex.reference, _solution(ex.metadata)) for sp in splits for ex in task.load(sp)}
         artefact_type = getattr(task.info(), "artefact_type", None)
     except Exception as e:  # any plugin error: the viewer still shows the run, and says why references are absent
         msg = str(e).splitlines()[0] if str(e) else ""
         return References({}, None, f"references not shown: task {name!r} could not be loaded "
                                     f"({type(e).__name__}: {msg[:300]})")
     notes = []
-    missing = [i for i in manifest.item_ids if i not in loaded]
+    wanted = list(manifest.item_ids if example_ids is None else dict.fromkeys(example_ids))
+    missing = [i for i in wanted if i not in loaded]
     if missing:
-        notes.append(f"{len(missing)} of {len(manifest.item_ids)} example ids are not in the task's {split} data "
-                     f"today (e.g. {missing[0]})")
+        where = "data (any split)" if all_splits else f"{split} data"
+        notes.append(f"{len(missing)} of {len(wanted)} example ids are not in the task's {where} today "
+                     f"(e.g. {missing[0]})")
     want = data.get("sha256")
     if want:
         try:
@@ -223,6 +262,233 @@ def _sample(rec: AnyRecord, refs: References) -> ViewerSample:
     )
 
 
+# ------------------------------------------------------------------------------------ synthesis: candidate trees
+
+
+@dataclass(frozen=True)
+class FutureView:
+    """One sampled future of a candidate: the simulated part after the candidate, its scores, reward and failures."""
+
+    index: int
+    seed: int
+    anchor: str
+    exchanges: int
+    terminated: bool
+    reward: float | None
+    reward_parts: dict[str, float]
+    #: The messages after the candidate (the history and the candidate are shown once, above).
+    messages: list[tuple[str, list[Segment]]]
+    scores: list[ScoreView]
+    artefact: list[Segment] | None
+    extraction_method: str | None
+    extraction_error: str | None
+    errors: list[ComponentFailure]
+    #: This future gave the conversation its next user message.
+    gave_next_user: bool = False
+
+
+@dataclass(frozen=True)
+class CandidateView:
+    """One candidate response: how it was sampled, its MR over its futures, and why it was (not) chosen."""
+
+    index: int
+    anchor: str
+    text: list[Segment] | None
+    variant: str
+    temperature: float | None
+    seed: int | None
+    mr: float | None
+    std: float | None
+    n_ok: int
+    n_total: int
+    per_metric: dict[str, float | None]
+    error: str | None
+    chosen: bool
+    #: Why it was chosen, or why not: the MR it lost by, or the error that left it without an MR.
+    why: str
+    futures: list[FutureView]
+
+
+@dataclass(frozen=True)
+class TurnView:
+    index: int
+    anchor: str
+    prefix: int
+    mr_seed: int
+    candidates: list[CandidateView]
+    chosen: CandidateView | None
+    metric_names: list[str]
+    next_user: list[Segment] | None
+    next_user_source: str | None
+    #: Anchor of the future the next user message came from (None: the simulator wrote it, or no future matched).
+    next_user_anchor: str | None
+    terminated: bool
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """A message of the best path; a user message taken from a future says which (``source``, ``source_anchor``)."""
+
+    role: str
+    segments: list[Segment]
+    source: str | None = None
+    source_anchor: str | None = None
+    next_user: bool = False
+    ends: bool = False
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    """One synthesised conversation (``synth``) or one MR row (``mr``, a single candidate and no turns).
+
+    ``items`` is the best path in order: ``("message", MessageView)`` for the messages between turns (the opening,
+    the next user messages), ``("turn", TurnView)`` where a turn's candidates were sampled (its chosen candidate is
+    the path's assistant message)."""
+
+    id: str
+    record_id: str
+    seed: int
+    attempt: int
+    summary: str
+    stop_reason: str
+    items: list[tuple[str, Any]]
+    errors: list[ComponentFailure]
+    retried: list[ComponentFailure]
+    n_candidate_failures: int
+    reference: list[Segment] | None
+    solution: list[Segment] | None
+    prompt: str | None
+    search_text: str
+    #: ``mr`` rows: the row's candidate with its futures (shown open).
+    candidate: CandidateView | None = None
+    extra: list[str] = field(default_factory=list)
+
+
+def _fmt(v: float | None, spec: str = ".3f") -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def _future_view(f: FutureRecord, anchor: str, gave_next_user: bool, code: bool) -> FutureView:
+    return FutureView(
+        index=f.index, seed=f.seed, anchor=anchor, exchanges=f.exchanges, terminated=f.terminated, reward=f.reward,
+        reward_parts=dict(f.reward_parts),
+        messages=[(str(m.role), segments(m.content)) for m in f.conversation[f.forward_start + 1:]],
+        scores=[_score_view(n, sc) for n, sc in f.scores.items()],
+        artefact=segments(f.artefact, code=code) if f.artefact else None,
+        extraction_method=f.extraction_method, extraction_error=f.extraction_error, errors=list(f.errors),
+        gave_next_user=gave_next_user)
+
+
+def _why(c: SynthCandidate, best: SynthCandidate | None, tied: list[int]) -> str:
+    if best is not None and c.index == best.index:
+        others = [i for i in tied if i != c.index]
+        return ("chosen: highest MR" + (f" (tied with candidate {', '.join(map(str, others))}; the lower index wins)"
+                                        if others else ""))
+    if c.mr is None:
+        return f"not chosen: no MR — {c.error or 'no reason recorded'}"
+    if best is None or best.mr is None:
+        return "not chosen: the turn has no chosen candidate"
+    gap = best.mr - c.mr
+    if gap <= 0:
+        return f"not chosen: MR {c.mr:.3f} ties candidate {best.index}'s; the lower index wins"
+    return f"not chosen: MR {c.mr:.3f} < {best.mr:.3f} of candidate {best.index} (gap {gap:.3f})"
+
+
+_SOURCE = re.compile(r"future (\d+) of candidate (\d+)")
+
+
+def _turn_view(t: SynthTurn, conv_anchor: str, metric_order: list[str], code: bool) -> TurnView:
+    anchor = f"{conv_anchor}-t{t.index}"
+    best = t.candidates[t.chosen] if t.chosen is not None and 0 <= t.chosen < len(t.candidates) else None
+    tied = [c.index for c in t.candidates if best is not None and c.mr is not None and c.mr == best.mr]
+    src = _SOURCE.fullmatch(t.next_user_source or "")
+    src_fc = (int(src.group(2)), int(src.group(1))) if src else None
+    next_anchor = f"{anchor}-c{src_fc[0]}-f{src_fc[1]}" if src_fc else None
+    cands = []
+    for c in t.candidates:
+        ca = f"{anchor}-c{c.index}"
+        futures = [_future_view(f, f"{ca}-f{f.index}", src_fc == (c.index, f.index), code) for f in c.futures]
+        cands.append(CandidateView(
+            index=c.index, anchor=ca, text=segments(c.text) if c.text is not None else None, variant=c.variant,
+            temperature=c.temperature, seed=c.seed, mr=c.mr, std=c.std, n_ok=c.n_ok, n_total=c.n_total,
+            per_metric=dict(c.per_metric), error=c.error, chosen=best is not None and c.index == best.index,
+            why=_why(c, best, tied), futures=futures))
+    names = {n for c in t.candidates for n in c.per_metric}
+    ordered = [n for n in metric_order if n in names] + sorted(names - set(metric_order))
+    return TurnView(
+        index=t.index, anchor=anchor, prefix=t.prefix, mr_seed=t.mr_seed, candidates=cands,
+        chosen=next((c for c in cands if c.chosen), None), metric_names=ordered,
+        next_user=segments(t.next_user) if t.next_user is not None else None, next_user_source=t.next_user_source,
+        next_user_anchor=next_anchor if next_anchor and any(
+            f.anchor == next_anchor for c in cands for f in c.futures) else None,
+        terminated=t.terminated)
+
+
+def _conversation_view(rec: SynthRecord, refs: References, metric_order: list[str], n: int) -> ConversationView:
+    code = refs.artefact_type == "code"
+    anchor = f"s{n}"
+    turns = [_turn_view(t, anchor, metric_order, code) for t in rec.turns]
+    at = {t.prefix: t for t in turns}
+    after = {t.prefix + 1: t for t in turns if t.next_user is not None}
+    items: list[tuple[str, Any]] = []
+    for i in range(len(rec.conversation) + 1):
+        if i in at:
+            items.append(("turn", at[i]))
+            if at[i].chosen is not None and i < len(rec.conversation):
+                continue  # the chosen candidate is this message: the turn shows it
+        if i == len(rec.conversation):
+            break
+        m = rec.conversation[i]
+        src = after.get(i)
+        if src is not None:
+            label = ("written by the simulator (no future of the chosen candidate reached a user message)"
+                     if src.next_user_source == "simulator" else
+                     f"from {src.next_user_source or 'an unrecorded source'}")
+            items.append(("message", MessageView(
+                str(m.role), segments(m.content), label,
+                src.next_user_anchor, next_user=True, ends=src.terminated)))
+        else:
+            items.append(("message", MessageView(
+                str(m.role), segments(m.content),
+                "the simulator's opening" if i == 0 and m.role == "user" else None,
+                ends=i == len(rec.conversation) - 1 and m.role == "user" and rec.stop_reason == "terminated")))
+    chosen_mrs = " · ".join(f"t{t.index} {_fmt(t.chosen.mr)}" for t in turns if t.chosen is not None)
+    n_cand_fail = sum(1 for t in turns for c in t.candidates if c.mr is None)
+    summary = (f"{len(turns)} turn{'s' if len(turns) != 1 else ''}, stopped: {rec.stop_reason}"
+               + (f" — chosen MR {chosen_mrs}" if chosen_mrs else ""))
+    prompt, ref, solution = refs.examples.get(rec.example_id, (None, None, None))
+    text = [rec.example_id, *(m.content for m in rec.conversation),
+            *(c.text or "" for t in rec.turns for c in t.candidates)]
+    return ConversationView(
+        id=rec.example_id, record_id=rec.id, seed=rec.seed, attempt=rec.attempt, summary=summary,
+        stop_reason=rec.stop_reason, items=items, errors=list(rec.errors), retried=list(rec.retried),
+        n_candidate_failures=n_cand_fail, reference=_reference(ref, refs.artefact_type) if ref else None,
+        solution=segments(solution) if solution else None, prompt=prompt, search_text=" ".join(text).lower())
+
+
+def _mr_row_view(rec: MRRecord, refs: References, n: int) -> ConversationView:
+    code = refs.artefact_type == "code"
+    ca = f"s{n}-c0"
+    cand = CandidateView(
+        index=0, anchor=ca, text=segments(rec.candidate), variant="from the input", temperature=None, seed=None,
+        mr=rec.mr, std=rec.std, n_ok=rec.n_ok, n_total=rec.n_total, per_metric=dict(rec.per_metric),
+        error=rec.errors[0].message if rec.mr is None and rec.errors else None, chosen=False,
+        why="" if rec.mr is not None else "no MR",
+        futures=[_future_view(f, f"{ca}-f{f.index}", False, code) for f in rec.futures])
+    items: list[tuple[str, Any]] = [("message", MessageView(str(m.role), segments(m.content))) for m in rec.history]
+    prompt, ref, solution = refs.examples.get(rec.example_id, (None, None, None))
+    return ConversationView(
+        id=rec.row_id, record_id=rec.id, seed=rec.seed, attempt=rec.attempt,
+        summary=f"example {rec.example_id} — MR {_fmt(rec.mr)} ± {_fmt(rec.std)} ({rec.n_ok}/{rec.n_total} futures)",
+        stop_reason="", items=items, errors=list(rec.errors), retried=list(rec.retried),
+        n_candidate_failures=int(rec.mr is None), reference=_reference(ref, refs.artefact_type) if ref else None,
+        solution=segments(solution) if solution else None, prompt=prompt,
+        search_text=" ".join([rec.row_id, rec.example_id, *(m.content for m in rec.history), rec.candidate]).lower(),
+        candidate=cand,
+        extra=[f"{rec.form} form, S {rec.samples}, W {rec.window_exchanges} exchanges"
+               + (f", weights {', '.join(f'{k} {v:g}' for k, v in rec.weights.items())}" if rec.weights else "")])
+
+
 def _results(run_dir: str | Path) -> Results | None:
     raw = read_results(run_dir)
     if raw is None or int(raw.get("schema_version", 1) or 1) < 2:
@@ -241,8 +507,17 @@ def render_viewer(run_dir: str | Path, *, host: Any = None, references: bool = T
     manifest = read_manifest(run_dir)
     log = read_records(Path(run_dir) / SAMPLES)
     results = _results(run_dir)
-    refs = (load_references(manifest, host) if references and manifest.kind in ("eval", "synth")
-            else References({}, None, None if references else "references not loaded (--no-references)"))
+    if not references:
+        refs = References({}, None, "references not loaded (--no-references)")
+    elif manifest.kind == "mr":  # rows name examples of any split (or inline ones, whose reference is the input's)
+        refs = load_references(manifest, host, all_splits=True,
+                               example_ids=[r.example_id for r in log.records if isinstance(r, MRRecord)])
+    elif manifest.kind in ("eval", "synth"):
+        refs = load_references(manifest, host)
+    else:
+        refs = References({}, None, None)
+    if manifest.kind in ("synth", "mr"):
+        return _render_tree(run_dir, manifest, log.records, results, refs, log.torn_tail)
     samples = sorted((_sample(r, refs) for r in log.records), key=lambda s: s.id)
     metric_names = sorted({s.name for smp in samples for s in smp.scores})
     katex = katex_assets()
@@ -256,6 +531,57 @@ def render_viewer(run_dir: str | Path, *, host: Any = None, references: bool = T
                                  default=str, ensure_ascii=False),
         torn=log.torn_tail,
     ))
+
+
+def _render_tree(run_dir: str | Path, manifest: Manifest, records: list[AnyRecord], results: Results | None,
+                 refs: References, torn: bool) -> str:
+    """The candidate-tree page of a ``synth`` run (or of an ``mr`` run: one candidate per row)."""
+    from .leaderboard import _jinja_env
+    from .runs import derive_label
+
+    order = list(manifest.metrics)
+    convs: list[ConversationView] = []
+    for n, r in enumerate(sorted(records, key=lambda r: (r.item_id, r.id))):
+        if isinstance(r, SynthRecord):
+            convs.append(_conversation_view(r, refs, order, n))
+        elif isinstance(r, MRRecord):
+            convs.append(_mr_row_view(r, refs, n))
+    cfg = manifest.config
+    tmpl = _jinja_env().get_template("viewer_synth.html.j2")
+    return str(tmpl.render(
+        run_dir=str(run_dir), manifest=manifest, results=results, samples=convs, refs=refs, katex=katex_assets(),
+        label=cfg.get("label") or derive_label(cfg, manifest.prompt_hashes), models=_models(manifest),
+        settings=_tree_settings_lines(manifest), method_abbrev=method_abbrev, fmt=_fmt,
+        seed_lines=[f"{k}: {v}" for k, v in manifest.seeds.items() if k != "run"],
+        noun="conversations" if manifest.kind == "synth" else "rows",
+        manifest_json=json.dumps(manifest.model_dump(mode="json", exclude={"plugins", "prompt_hashes"}), indent=2,
+                                 default=str, ensure_ascii=False),
+        torn=torn,
+    ))
+
+
+def _tree_settings_lines(m: Manifest) -> list[str]:
+    cfg, mr = m.config, m.mr
+    syn = mapping(cfg.get("synth"))
+    sim = next((c for c in m.components if c.get("kind") == "simulator"), {})
+    judges = [str(c.get("name")) for c in m.components if c.get("kind") == "judge"]
+    weights = mapping(mr.get("weights"))
+    lines = [f"MR: S {mr.get('samples')} futures, W {mr.get('window_exchanges')} exchanges, {mr.get('form')} form"
+             + (f", weights {', '.join(f'{k} {v}' for k, v in weights.items())}" if weights else "")
+             + (f", λ {mr.get('penalty_lambda')}" if mr.get("penalty_lambda") is not None else "")
+             + f", min futures {mr.get('min_futures') or 'all'}"]
+    if m.kind == "synth":
+        lines.append(f"synth: {syn.get('candidates')} candidates per turn (proactive share "
+                     f"{syn.get('proactive_share')}, temperatures {syn.get('temperatures')}), up to "
+                     f"{syn.get('max_turns')} turns, next user message rule {syn.get('next_user')!r}")
+    lines += [f"simulator {sim.get('name', '?')}", f"judge {cfg.get('judge')} ({', '.join(judges) or 'no judge'})",
+              f"termination signal {mr.get('termination_signal')!r}",
+              f"data {m.task.get('data_source', '?')}/{m.task.get('split', '?')}, {len(m.item_ids)} items",
+              f"assistant max tokens {cfg.get('max_tokens')}; futures' assistant temperature "
+              f"{mr.get('assistant_temperature')}"]
+    if cfg.get("assistant_system_prompt"):
+        lines.append(f"assistant system prompt: {cfg['assistant_system_prompt']}")
+    return lines
 
 
 def _models(m: Manifest) -> list[tuple[str, str]]:
