@@ -14,10 +14,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .components import ValueKind
-from .records import AnyRecord, EvalRecord, Manifest, MetricSummary, MRRecord, Results, SynthRecord, UsageCounters
+from .records import (
+    AnyRecord,
+    ChatRecord,
+    EvalRecord,
+    Manifest,
+    MetricSummary,
+    MRRecord,
+    Results,
+    SynthRecord,
+    UsageCounters,
+)
 from .stats import summarize
 
-__all__ = ["aggregate_eval", "aggregate_mr", "aggregate_synth", "metric_summary", "scorer_traits", "sum_usage"]
+__all__ = ["aggregate_chat", "aggregate_eval", "aggregate_mr", "aggregate_synth", "chat_values", "metric_summary",
+           "scorer_traits", "sum_usage"]
 
 
 def scorer_traits(manifest: Manifest) -> dict[str, dict[str, Any]]:
@@ -180,6 +191,65 @@ def aggregate_synth(manifest: Manifest, records: Sequence[SynthRecord]) -> Resul
         reward=metric_summary(mrs, kind="unbounded", value_range=None),
         errors_by_component=by_comp, errors_by_category=by_cat, usage=sum_usage(records),
     )
+
+
+def chat_values(r: ChatRecord) -> dict[str, float]:
+    """The human-side numbers of one chat session: ``human.turn`` (mean of the every-K-turns ratings),
+    ``human.<key>`` per final rating, ``turns``, ``active_min`` and ``user_s_per_turn``."""
+    out: dict[str, float] = {}
+    if r.ratings:
+        out["human.turn"] = sum(x.value for x in r.ratings) / len(r.ratings)
+    for x in r.final_ratings:
+        out[f"human.{x.key}"] = float(x.value)
+    out["turns"] = float(len(r.turns))
+    out["active_min"] = r.active_s / 60.0
+    if r.turns:
+        out["user_s_per_turn"] = sum(t.user_s for t in r.turns) / len(r.turns)
+    return out
+
+
+def aggregate_chat(manifest: Manifest, records: Sequence[ChatRecord]) -> Results:
+    """Chat sessions: the automatic scores as in an evaluation (every scorer, failures counted), the human ratings
+    (``human.turn``: per-session mean of the every-K-turns ratings; ``human.<key>``: each final rating; bootstrap
+    inside the rating scale), ``turns``, ``active_min`` and ``user_s_per_turn`` (Student-t, cut at 0); the same per
+    assistant as ``<metric>@<label>``. ``complete`` means every planned session has a record."""
+    records = sorted(records, key=lambda r: r.session_id)
+    # The scorer part is exactly an evaluation's aggregate (records carry scores, reward, errors, usage alike).
+    base = aggregate_eval(manifest, records)  # type: ignore[arg-type]
+    seed = int(manifest.seeds.get("run", 0) or 0)
+    metrics = dict(base.metrics)
+    groups: dict[str, list[ChatRecord]] = {"": list(records)}
+    for r in records:
+        groups.setdefault(f"@{r.assistant}", []).append(r)
+    for suffix, recs in groups.items():
+        values: dict[str, list[float]] = {}
+        scales: dict[str, tuple[int, int]] = {}
+        for r in recs:
+            for k, v in chat_values(r).items():
+                values.setdefault(k, []).append(v)
+            for x in r.ratings:
+                scales["human.turn"] = x.scale
+            for x in r.final_ratings:
+                scales[f"human.{x.key}"] = x.scale
+        for k in sorted(values):
+            if k.startswith("human."):
+                lo, hi = scales.get(k, (1, 10))
+                metrics[k + suffix] = metric_summary(values[k], kind="bounded", value_range=(lo, hi), seed=seed)
+            else:
+                metrics[k + suffix] = metric_summary(values[k], kind="unbounded", value_range=(0.0, float("inf")),
+                                                     seed=seed)
+        if suffix:
+            for name in manifest.metrics:
+                vals = [float(s.value) for r in recs if (s := r.scores.get(name)) is not None and s.ok
+                        and s.value is not None]
+                t = scorer_traits(manifest).get(name, {})
+                metrics[name + suffix] = metric_summary(vals, kind=str(t.get("value_kind") or "bounded"),
+                                                        value_range=t.get("value_range"),
+                                                        n_failed=len(recs) - len(vals), seed=seed)
+    return base.model_copy(update={
+        "kind": "chat", "n_items": len(manifest.item_ids), "n_samples": len(records), "metrics": metrics,
+        "complete": {r.session_id for r in records} >= set(manifest.item_ids),
+    })
 
 
 def usage_totals(usage: Mapping[str, UsageCounters]) -> dict[str, Any]:

@@ -144,6 +144,14 @@ class Task(Component):
     #: whose check executes code, else "metrics".
     check_success_executor: ClassVar[str] = "metrics"
 
+    def brief(self, example: Example) -> str:
+        """What a person playing the user (``collab-harness chat``) is shown as their goal: by default the goal type
+        and the example's opening request (its first goal shard) — never the reference, nor a prompt holding a hidden
+        goal. Tasks whose prompt is no secret (a math problem, a function to write) override it to show it."""
+        from .chat import default_brief
+
+        return default_brief(self, example)
+
     def check_success(self, example: Example, answer: str) -> bool | None:
         """Whether ``answer`` (an assistant message or extracted artefact) meets the goal; None if the task cannot
         tell cheaply. Used by ``shard-user`` to decide when it is satisfied. Blocking: callers on the event loop use

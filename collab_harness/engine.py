@@ -31,7 +31,7 @@ import datetime as _dt
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -138,6 +138,7 @@ class RunEngine(Generic[I, R]):
         allow_changed: bool = False,
         progress: Progress | None = None,
         client: Any = None,
+        run_only: Collection[str] | None = None,
     ) -> None:
         ids = [item_id(it) for it in items]
         if len(set(ids)) != len(ids):
@@ -158,6 +159,8 @@ class RunEngine(Generic[I, R]):
         self.allow_changed = allow_changed
         self.progress = progress
         self.client = client
+        #: Process only these pending items this time (the others stay pending; the manifest plans them all).
+        self.run_only = set(run_only) if run_only is not None else None
 
     # ------------------------------------------------------------------------------------------- preparation
 
@@ -269,7 +272,8 @@ class RunEngine(Generic[I, R]):
     async def _run_locked(self) -> RunOutcome[R]:
         clean_temp_files(self.run_dir)
         finished = await run_blocking("io", self._prepare)
-        pending = [it for it in self.items if self.item_id(it) not in finished]
+        pending = [it for it in self.items if self.item_id(it) not in finished
+                   and (self.run_only is None or self.item_id(it) in self.run_only)]
         n_total = len(self.items)
         prior = read_records(self.run_dir / SAMPLES).records
         n_failed = sum(1 for r in prior if r.errors)

@@ -25,6 +25,10 @@ from .types import Message, Score
 __all__ = [
     "RECORD_MODELS",
     "SCHEMA_VERSION",
+    "ChatRating",
+    "ChatRecord",
+    "ChatSegment",
+    "ChatTurn",
     "ComponentFailure",
     "EvalRecord",
     "ExtractionInfo",
@@ -34,11 +38,11 @@ __all__ = [
     "Record",
     "Results",
     "ResumeInfo",
+    "RunKind",
+    "RunStatus",
     "SynthCandidate",
     "SynthRecord",
     "SynthTurn",
-    "RunKind",
-    "RunStatus",
     "UsageCounters",
     "record_schema",
     "upgrade_manifest",
@@ -234,15 +238,119 @@ class SynthRecord(_ItemRecord):
         return self.example_id
 
 
-Record = Annotated[EvalRecord | MRRecord | SynthRecord, Field(discriminator="kind")]
+class ChatTurn(_Rec):
+    """One turn of a human chat session: the person's message and the assistant's reply, with their times.
 
-#: The record model of each kind of run (``chat`` joins when that run exists).
-RECORD_MODELS: dict[str, type[_ItemRecord]] = {"eval": EvalRecord, "mr": MRRecord, "synth": SynthRecord}
+    ``user_s`` runs from the moment the person was asked for the message (the previous reply on screen) to the
+    moment it was sent: reading, thinking and typing. ``assistant_s`` is the assistant's reply time."""
+
+    #: 1-based turn number.
+    index: int = Field(ge=1)
+    user: str
+    assistant: str
+    started_at: str
+    user_s: float = Field(0.0, ge=0.0)
+    assistant_s: float = Field(0.0, ge=0.0)
+    #: When the person took this turn back with ``/undo`` (only in ``ChatRecord.undone``).
+    undone_at: str | None = None
+
+
+class ChatRating(_Rec):
+    """One rating the person gave: which question (``key``: ``turn`` for the every-K-turns rating, else the final
+    question's key, e.g. ``outcome`` / ``interaction``), its text, the value on its scale, the turn it followed."""
+
+    key: str
+    question: str
+    value: int
+    scale: tuple[int, int] = (1, 10)
+    after_turn: int = Field(ge=0)
+    at: str
+    response_s: float = Field(0.0, ge=0.0)
+
+
+class ChatSegment(_Rec):
+    """One sitting of a session (a session interrupted and resumed has several): start, last activity, active
+    seconds, and how it ended (``running`` while it goes on; ``interrupted`` when the process died: the time after
+    the last journal write is lost)."""
+
+    started_at: str
+    last_at: str
+    active_s: float = Field(0.0, ge=0.0)
+    end: Literal["running", "paused", "interrupted", "finished"] = "running"
+
+
+class ChatRecord(_ItemRecord):
+    """One human chat session (``collab-harness chat``): a person played the user against one assistant.
+
+    The conversation with per-turn times, the ratings every K turns and the final ratings (each with the turn it
+    followed), optional free-text feedback, the sittings, and the automatic scores of the same conversation (the
+    task's metrics and judges, as in an evaluation). While the session runs, snapshots of this record with
+    ``status: incomplete`` are appended to the session's journal (``sessions/<session_id>.jsonl``); the finished
+    session is one record with ``status: complete`` in ``samples.jsonl``. Nothing about the person is recorded
+    beyond what they typed."""
+
+    kind: Literal["chat"] = "chat"
+    schema_version: Literal[2] = 2
+    session_id: str
+    example_id: str
+    task: str = ""
+    #: The assistant's label (the board's row) and what it was: model, prompt variant, system prompt hash.
+    assistant: str
+    assistant_model: str
+    assistant_variant: str = "plain"
+    assistant_index: int = 0
+    #: Whether the person was kept from knowing which assistant it was.
+    blind: bool = False
+    #: Where the person's input came from (``terminal``, ``scripted``, a third-party frontend's name).
+    frontend: str = "terminal"
+    status: Literal["incomplete", "complete"] = "incomplete"
+    #: What the person was shown as their task (never the hidden reference).
+    brief: str = ""
+    conversation: list[Message] = Field(default_factory=list)
+    turns: list[ChatTurn] = Field(default_factory=list)
+    #: A turn whose message was sent but whose reply had not arrived when the snapshot was written (``assistant``
+    #: empty); on resume the message is sent again.
+    pending: ChatTurn | None = None
+    #: Ratings every K turns (``key`` "turn").
+    ratings: list[ChatRating] = Field(default_factory=list)
+    final_ratings: list[ChatRating] = Field(default_factory=list)
+    #: Free-text answers by question key ("" = asked, left empty).
+    feedback: dict[str, str] = Field(default_factory=dict)
+    #: The person ended the conversation (``/done``) — as opposed to the turn limit.
+    terminated: bool = False
+    #: Why the conversation ended: ``person`` or ``max_turns``; None while it goes on.
+    ended_by: Literal["person", "max_turns"] | None = None
+    #: Turns taken back with ``/undo``, and the ratings that went with them.
+    undone: list[ChatTurn] = Field(default_factory=list)
+    withdrawn_ratings: list[ChatRating] = Field(default_factory=list)
+    #: Assistant calls that failed and were retried by the person (the session went on).
+    assistant_errors: list[ComponentFailure] = Field(default_factory=list)
+    segments: list[ChatSegment] = Field(default_factory=list)
+    #: Seconds the person spent in the session, over all sittings.
+    active_s: float = Field(0.0, ge=0.0)
+    scores: dict[str, Score] = Field(default_factory=dict)
+    reward: float | None = None
+    extraction: ExtractionInfo | None = None
+
+    @property
+    def item_id(self) -> str:
+        return self.session_id
+
+    def rating(self, key: str) -> int | None:
+        """The final rating with ``key`` (None if not given)."""
+        return next((r.value for r in self.final_ratings if r.key == key), None)
+
+
+Record = Annotated[EvalRecord | MRRecord | SynthRecord | ChatRecord, Field(discriminator="kind")]
+
+#: The record model of each kind of run.
+RECORD_MODELS: dict[str, type[_ItemRecord]] = {"eval": EvalRecord, "mr": MRRecord, "synth": SynthRecord,
+                                               "chat": ChatRecord}
 
 _RECORD_ADAPTER: TypeAdapter[Any] = TypeAdapter(Record)
 
 
-AnyRecord = EvalRecord | MRRecord | SynthRecord
+AnyRecord = EvalRecord | MRRecord | SynthRecord | ChatRecord
 
 
 def parse_record(data: Mapping[str, Any]) -> AnyRecord:

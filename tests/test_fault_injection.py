@@ -26,13 +26,10 @@ from collab_harness.rundir import read_records
 
 def read_samples(path: Path) -> Any:
     """The records as JSON dicts (what a reader of the file sees)."""
+    from types import SimpleNamespace
+
     log = read_records(path)
-
-    class _Log:
-        records = [r.model_dump(mode="json") for r in log.records]
-        duplicates = log.duplicates
-
-    return _Log()
+    return SimpleNamespace(records=[r.model_dump(mode="json") for r in log.records], duplicates=log.duplicates)
 
 KNOWN_COMPONENTS = {"assistant", "user:shard-user", "judge:interactivity", "metric:math_accuracy",
                     "metric:token_amount", "extract"}

@@ -114,7 +114,7 @@ def test_two_processes_on_one_run_directory_one_proceeds(tmp_path: Path) -> None
         assert time.monotonic() < deadline and first.poll() is None, "first run did not start"
         time.sleep(0.02)
     second = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=120)
-    out1, err1 = first.communicate(timeout=120)
+    _, err1 = first.communicate(timeout=120)
     assert first.returncode == 0, err1
     assert second.returncode != 0
     err = second.stderr.strip()

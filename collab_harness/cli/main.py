@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "view": ("collab_harness.cli.view_cmd:view", "Write a static HTML conversation viewer for a run."),
     "schema": ("collab_harness.cli.schema_cmd:schema", "Print the JSON Schema of a run record kind."),
     "doctor": ("collab_harness.cli.doctor_cmd:doctor", "List what the environment lacks for each task's examples."),
+    "chat": ("collab_harness.cli.chat_cmd:chat",
+             "A person plays the user: the user-study protocol (ratings every K turns, time, blind assistants)."),
 }
 
 

@@ -8,9 +8,9 @@ from ._common import echo_json
 
 
 @click.command("schema")
-@click.argument("kind", type=click.Choice(["eval", "mr", "synth", "manifest", "results"]))
+@click.argument("kind", type=click.Choice(["eval", "mr", "synth", "chat", "manifest", "results"]))
 def schema(kind: str) -> None:
-    """Print the JSON Schema of one kind of run record (eval, mr, synth), of the manifest or of results.json."""
+    """Print the JSON Schema of one kind of run record (eval, mr, synth, chat), of the manifest or of results.json."""
     from ..records import record_schema
 
     echo_json(record_schema(kind))

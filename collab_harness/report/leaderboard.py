@@ -21,6 +21,11 @@ What the board refuses to do silently:
   task metric (:func:`collab_harness.stats.paired_difference`, per-example values from the samples) states
   ``A > B``, ``B > A`` or ``no difference shown``.
 
+Chat studies (``collab-harness chat`` run directories) are accepted too, alone or beside evaluation runs: they get
+their own section (:mod:`collab_harness.report.chat_board`): per assistant, the people's ratings with intervals,
+ratings over turns (plotted: a line per assistant), time spent, the automatic scores of the same conversations, and
+the correlation of human ratings with the interactivity judge.
+
 Output: ``README.md`` (Markdown), ``index.html`` (static, self-contained, plots embedded), ``plots/*.png`` and
 ``leaderboard.json``; never edited by hand.
 """
@@ -33,10 +38,13 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..stats import paired_difference
 from .runs import ROW_SETTINGS, SETTING_NAMES, LeaderboardError, RunView, Setting, load_run, method_abbrev
+
+if TYPE_CHECKING:
+    from .chat_board import ChatBoard
 
 __all__ = [
     "COLUMNS",
@@ -205,6 +213,8 @@ class Board:
     notes: list[str] = field(default_factory=list)
     command: str | None = None
     generated_at: str = ""
+    #: Chat studies (:mod:`collab_harness.report.chat_board`), None when none was given.
+    chat: ChatBoard | None = None
 
     def col_title(self, task: str, col: str) -> str:
         if col == "k_tokens":
@@ -310,18 +320,29 @@ def build_board(run_dirs: Sequence[str | Path], *, skip_invalid: bool = False, c
     """Read the runs and lay them out: rows (label × exchanges × simulator × judge × parity), columns (task ×
     metric), flags for differing settings, paired comparisons. Two runs of one row and task are ambiguous: the
     later one on the command line is refused (give the runs different ``--label`` values)."""
+    from .runs import ChatRunView, load_chat_run, run_kind
+
     runs: list[RunView] = []
+    chats: list[ChatRunView] = []
     refused: list[str] = []
     for d in run_dirs:
         try:
-            runs.append(load_run(d, host=host))
+            if run_kind(d) == "chat":
+                chats.append(load_chat_run(d))
+            else:
+                runs.append(load_run(d, host=host))
         except LeaderboardError as err:
             if not skip_invalid:
                 raise
             refused.append(str(err))
-    if not runs:
+    if not runs and not chats:
         why = (": " + "; ".join(refused)) if refused else ""
         raise LeaderboardError("no run could be placed on the leaderboard" + why)
+    chat_board = None
+    if chats:
+        from .chat_board import build_chat_board
+
+        chat_board = build_chat_board(chats)
     tasks: list[str] = []
     task_metrics: dict[str, str] = {}
     hib: dict[str, bool] = {}
@@ -373,9 +394,14 @@ def build_board(run_dirs: Sequence[str | Path], *, skip_invalid: bool = False, c
             for c in cols.values():
                 if c.ci_method and c.ci_method not in methods.setdefault(c.method_key, []):
                     methods[c.method_key].append(c.ci_method)
+    if chat_board is not None:
+        for cc in [x for cr in chat_board.rows for x in [*cr.cells.values(), *cr.over_turns.values()]]:
+            if cc.ci_method and cc.ci_method not in methods.setdefault(cc.method_key, []):
+                methods[cc.method_key].append(cc.ci_method)
     return Board(tasks=tasks, task_metrics=task_metrics, rows=board_rows, refused=refused, flags=flags,
                  comparisons=comparisons, methods=dict(sorted(methods.items())), higher_is_better=hib, notes=notes,
-                 command=command, generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+                 command=command, generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                 chat=chat_board)
 
 
 def _tag(name: str, text: str) -> str:
@@ -406,6 +432,19 @@ def to_markdown(board: Board) -> str:
     lines += [f"- `failed (n)`: every sample of that metric failed (no value); `environment (n)`: failures of the "
               f"machine (a missing module ...), counted apart; `{FLAG}`: a setting differs between the rows of "
               "that task (see the notes).", ""]
+    if board.tasks:
+        lines += _markdown_eval(board)
+    if board.chat is not None:
+        lines += _markdown_chat(board.chat)
+    if board.notes:
+        lines += ["", "Notes:", ""] + [f"- {x}" for x in board.notes]
+    if board.refused:
+        lines += ["", "## Refused", ""] + [f"- {x}" for x in board.refused]
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_eval(board: Board) -> list[str]:
+    lines: list[str] = []
     header = ["row", "assistant", "setting"]
     for t in board.tasks:
         mark = f" {FLAG}" if board.flags.get(t) else ""
@@ -444,11 +483,48 @@ def to_markdown(board: Board) -> str:
     for r in board.rows:
         for t, run in r.runs.items():
             lines.append(f"- `{run.path}`: {r.display} on {t} ({run.status}, {run.results.n_samples} samples)")
-    if board.notes:
-        lines += ["", "Notes:", ""] + [f"- {x}" for x in board.notes]
-    if board.refused:
-        lines += ["", "## Refused", ""] + [f"- {x}" for x in board.refused]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _markdown_chat(chat: ChatBoard) -> list[str]:
+    """The chat section: per task, a row per assistant; ratings over turns; agreement with the judge; studies."""
+    lines = ["", "## Human chat studies", "",
+             "People played the user (`collab-harness chat`). Ratings are from finished sessions only; cells: mean "
+             "[95% interval] method (n sessions)."]
+    for task in chat.tasks:
+        p = chat.protocol[task]
+        cols = chat.columns[task]
+        blind = "blind" if p["blind"] == [True] else "not blind" if p["blind"] == [False] else "blind and not blind"
+        lines += ["", f"### {task}", "",
+                  f"Scale {p['scale'][0]}–{p['scale'][1]}, a rating every {p['rate_every']} turns; {blind}.", ""]
+        header = ["assistant", "sessions", *cols.values()]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        for r in chat.rows_of(task):
+            extra = [f"{r.n_incomplete} incomplete" if r.n_incomplete else "", f"{r.n_failed} failed"
+                     if r.n_failed else ""]
+            sessions = str(r.n_sessions) + "".join(f" ({x})" for x in extra if x)
+            cells = [f"**{r.label}**", sessions] + [r.cells[k].text().replace("|", "\\|") for k in cols]
+            lines.append("| " + " | ".join(cells) + " |")
+        turns = chat.turns_of(task)
+        if turns:
+            lines += ["", "Ratings over turns (mean [interval] (n)):", ""]
+            lines.append("| assistant | " + " | ".join(f"after turn {t}" for t in turns) + " |")
+            lines.append("|" + "---|" * (len(turns) + 1))
+            for r in chat.rows_of(task):
+                cells = [r.over_turns[t].text() if t in r.over_turns else "—" for t in turns]
+                lines.append(f"| **{r.label}** | " + " | ".join(cells) + " |")
+        corr = [c for c in chat.correlations if c.task == task]
+        if corr:
+            lines += ["", "Human ratings vs the automatic judge, same conversations:", ""]
+            lines += [f"- {c.text()}" + (f" ({c.method})" if c.method else "") for c in corr]
+    lines += ["", "Studies:", ""]
+    for run in chat.runs:
+        lines.append(f"- `{run.path}`: {run.task}, {len(run.records)} of {run.n_planned} planned sessions finished"
+                     + (f", {run.n_incomplete} incomplete" if run.n_incomplete else "") + f" (status {run.status})")
+    if chat.notes:
+        lines += [""] + [f"- {x}" for x in chat.notes]
+    return lines
 
 
 def _jinja_env() -> Any:
@@ -499,6 +575,22 @@ def board_json(board: Board) -> dict[str, Any]:
         "comparisons": [{**asdict(c), "outcome": c.outcome, "text": c.text()} for c in board.comparisons],
         "notes": board.notes,
         "refused": board.refused,
+        **({"chat": _chat_json(board.chat)} if board.chat is not None else {}),
+    }
+
+
+def _chat_json(chat: ChatBoard) -> dict[str, Any]:
+    return {
+        "tasks": chat.tasks,
+        "columns": chat.columns,
+        "protocol": {t: {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items()}
+                     for t, p in chat.protocol.items()},
+        "rows": [{"task": r.task, "label": r.label, "models": r.models, "sessions": r.n_sessions,
+                  "failed": r.n_failed, "incomplete": r.n_incomplete, "runs": r.runs,
+                  "cells": {k: _cell_json(c) for k, c in r.cells.items()},
+                  "over_turns": {str(t): _cell_json(c) for t, c in r.over_turns.items()}} for r in chat.rows],
+        "correlations": [{**asdict(c), "text": c.text()} for c in chat.correlations],
+        "notes": chat.notes,
     }
 
 

@@ -22,17 +22,20 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import CollabHarnessError, validation_summary
-from ..records import SCHEMA_VERSION, EvalRecord, Manifest, MetricSummary, Results
-from ..rundir import SAMPLES, read_manifest, read_records, read_results
+from ..records import SCHEMA_VERSION, ChatRecord, EvalRecord, Manifest, MetricSummary, Results
+from ..rundir import SAMPLES, read_manifest, read_manifest_raw, read_records, read_results
 
 __all__ = [
     "SETTING_NAMES",
+    "ChatRunView",
     "LeaderboardError",
     "RunView",
     "Setting",
     "derive_label",
+    "load_chat_run",
     "load_run",
     "method_abbrev",
+    "run_kind",
     "short_hash",
 ]
 
@@ -339,3 +342,92 @@ def _settings(m: Manifest, records: Sequence[EvalRecord], task_metric: str) -> d
         "parity": Setting(str(parity), "parity on" if parity else "parity off"),
         "task metric": Setting(task_metric, task_metric),
     }
+
+
+# ------------------------------------------------------------------------------------------------ chat studies
+
+
+def run_kind(run_dir: str | Path) -> str | None:
+    """The ``kind`` a run directory's manifest declares (``eval`` for schema 1), None when it has no readable one."""
+    try:
+        raw = read_manifest_raw(run_dir)
+    except CollabHarnessError:
+        return None
+    return str(raw.get("kind") or "eval")
+
+
+@dataclass
+class ChatRunView:
+    """A loaded chat study (``collab-harness chat``): its finished sessions (records), the sessions still in their
+    journals (``incomplete``), the settings (assistants, blinding, protocol) and the scorers' traits."""
+
+    path: str
+    manifest: Manifest
+    records: list[ChatRecord]
+    n_planned: int
+    #: Sessions with a journal but no record (interrupted or paused, resumable).
+    incomplete: list[str]
+    task: str
+    task_metric: str | None
+    traits: dict[str, dict[str, Any]]
+    chat: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return str(self.manifest.status)
+
+    @property
+    def n_incomplete(self) -> int:
+        return len(self.incomplete)
+
+    @property
+    def protocol(self) -> dict[str, Any]:
+        return dict(mapping(self.chat.get("protocol")))
+
+    def incomplete_by_session(self) -> dict[str, str]:
+        """Incomplete session id -> the assistant label it was assigned (from the manifest's plan)."""
+        plan = {str(s.get("id")): str(s.get("assistant")) for s in self.manifest.task.get("sessions") or []
+                if isinstance(s, Mapping)}
+        return {sid: plan[sid] for sid in self.incomplete if sid in plan}
+
+    def interaction_scorer(self) -> str | None:
+        """The scorer with the ``interaction`` role (the interactivity judge), else one named ``interactivity``."""
+        for name in self.manifest.metrics:
+            if self.traits.get(name, {}).get("role") == "interaction":
+                return name
+        return "interactivity" if "interactivity" in self.manifest.metrics else None
+
+
+def load_chat_run(run_dir: str | Path) -> ChatRunView:
+    """Read a chat study directory; :class:`LeaderboardError` says why it cannot be shown. A study in progress
+    (status ``started``) is shown: its finished sessions count, its incomplete ones are listed apart."""
+    from ..chat import JOURNAL_DIR
+
+    try:
+        manifest = read_manifest(run_dir)
+        log = read_records(Path(run_dir) / SAMPLES)
+    except CollabHarnessError as e:
+        raise _fail(run_dir, str(e)) from e
+    if manifest.kind != "chat":
+        raise _fail(run_dir, f"a {manifest.kind!r} run, not a chat study")
+    if manifest.schema_version > SCHEMA_VERSION:
+        raise _fail(run_dir, f"manifest schema {manifest.schema_version} is newer than {SCHEMA_VERSION}")
+    if not manifest.task.get("name"):
+        raise _fail(run_dir, "incomplete manifest (missing task.name)")
+    records = [r for r in log.records if isinstance(r, ChatRecord)]
+    finished = {r.session_id for r in records}
+    journals = Path(run_dir) / JOURNAL_DIR
+    incomplete = sorted(p.stem for p in journals.glob("*.jsonl")) if journals.is_dir() else []
+    incomplete = [s for s in incomplete if s not in finished and s in set(manifest.item_ids)]
+    notes = []
+    if log.torn_tail:
+        notes.append("the last line of samples.jsonl is torn (interrupted write) and was not read")
+    unfinished = [r.session_id for r in records if r.status != "complete"]
+    if unfinished:
+        notes.append(f"{len(unfinished)} session(s) failed before they finished ({', '.join(unfinished[:5])}); "
+                     "their ratings are not used")
+    return ChatRunView(path=str(run_dir), manifest=manifest, records=records, n_planned=len(manifest.item_ids),
+                       incomplete=incomplete, task=str(manifest.task["name"]),
+                       task_metric=manifest.task.get("task_metric"), traits=_traits(manifest),
+                       chat=dict(mapping(manifest.config.get("chat"))), notes=notes)

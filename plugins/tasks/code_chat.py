@@ -240,6 +240,12 @@ class CodeChatTask(DatasetTask):
             return [str(s) for s in shards]
         return build_shards(example.prompt, str(example.metadata.get("code_prompt", "")))
 
+    def brief(self, example: Example) -> str:
+        """A person playing the user needs the function to write and its signature (the tests stay hidden)."""
+        sig = str(example.metadata.get("code_prompt") or "").strip()
+        return ("Your task: get the assistant to write this function.\n\n" + example.prompt
+                + (f"\n\nIt must start with:\n{sig}" if sig else ""))
+
     def extract_rule(self, example: Example, conversation: Conversation) -> str | None:
         """The last fenced code block of the assistant's messages, completed with the task's imports."""
         for msg in reversed(conversation.by_role("assistant")):

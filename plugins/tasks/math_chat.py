@@ -304,6 +304,10 @@ class MathChat(DatasetTask):
             },
         )
 
+    def brief(self, example: Example) -> str:
+        """A person playing the user needs the problem itself (it is no secret; the answer is)."""
+        return "Your task: solve this problem with the assistant's help.\n\n" + example.prompt
+
     def extract_rule(self, example: Example, conversation: Conversation) -> str | None:
         """The final answer of the last assistant message that states one (:func:`conversation_final_answer`)."""
         return conversation_final_answer(conversation)
