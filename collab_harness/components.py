@@ -113,6 +113,8 @@ class Task(Component):
     default_metrics: ClassVar[Mapping[str, float]] = {}
     #: Token penalty coefficient for the paper form of MR.
     penalty_lambda: ClassVar[float] = 0.0
+    #: The user simulator a run uses when none is named (``--user``).
+    default_user: ClassVar[str | None] = None
 
     @abstractmethod
     def splits(self) -> Mapping[str, int | None]:

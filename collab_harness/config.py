@@ -134,8 +134,8 @@ class RunConfig(_Strict):
     assistant: str = DEFAULT_LOCAL_MODEL
     assistant_system_prompt: str | None = None
     #: A simulator name (``shard-user``, ``llm-user``), or a model string meaning the simulator that plays model
-    #: strings (``llm-user``) played by that model.
-    user: ComponentRef = ComponentRef(name="shard-user")
+    #: strings (``llm-user``) played by that model; None = the task's ``default_user``.
+    user: ComponentRef | None = None
     #: Model for LLM judges and artefact extraction, or "rules" for the offline judge (rule-based extraction too).
     judge: str = OFFLINE_JUDGE
     #: OpenAI-compatible endpoint(s) per role (vLLM, llama.cpp's server, TGI ...); several = replicas behind
@@ -166,6 +166,12 @@ class RunConfig(_Strict):
     executors: dict[str, int] | None = None
     #: torch threads of local generation (None: torch's own choice).
     local_threads: int | None = Field(default=None, ge=1)
+    #: Where CPU-bound verdicts (sandboxed test runs) run: ``local`` (the bounded ``sandbox`` pool) or ``ray`` (Ray
+    #: tasks on a cluster; extra ``ray``). Verdicts are the same either way (see collab_harness.executors).
+    executor: Literal["local", "ray"] = "local"
+    #: The Ray cluster of ``executor: ray`` (``HOST:PORT``, ``ray://HOST:10001``, ``auto``); None: Ray's own rule
+    #: (``RAY_ADDRESS``, else a cluster started on this machine, else a new local one).
+    ray_address: str | None = None
 
     _norm_bases = field_validator("assistant_api_base", "user_api_base", "judge_api_base", mode="before")(
         classmethod(lambda cls, v: _bases(v)))
@@ -191,12 +197,12 @@ class RunConfig(_Strict):
         check_model_string(self.assistant, "assistant")
         if self.judge != OFFLINE_JUDGE:
             check_model_string(self.judge, "judge")
-        if "/" in self.user.name:
+        if self.user is not None and "/" in self.user.name:
             check_model_string(self.user.name, "user")
         return self
 
     def user_model(self) -> str | None:
-        return self.user.name if "/" in self.user.name else None
+        return self.user.name if self.user is not None and "/" in self.user.name else None
 
     def endpoints(self) -> dict[str, list[str]]:
         """Model string -> api bases, from the per-role settings (one model with two sets of bases is an error)."""
@@ -224,7 +230,7 @@ class RunConfig(_Strict):
 
 #: Settings that change how a run is carried out but not what it computes: a resume may change them.
 OPERATIONAL_FIELDS = frozenset({"out", "label", "concurrency", "cache", "fail_on_error", "retry_on_error", "timeout",
-                                "sample_timeout", "executors", "local_threads"})
+                                "sample_timeout", "executors", "local_threads", "executor", "ray_address"})
 
 
 def check_model_string(model: str, label: str = "model") -> str:
@@ -288,17 +294,24 @@ def build_components(host: PluginHost, config: RunConfig) -> BuiltRun:
     """Resolve and build the task, the simulator and every metric / judge of ``config``."""
     task = _build(host, "task", config.task)
     assert isinstance(task, Task)
-    if "/" in config.user.name:
+    user = config.user
+    if user is None:
+        # The task says who plays its user (a safety task needs an adversarial one); the core names none.
+        if not task.default_user:
+            raise ConfigError(f"task {task.name!r} names no default user simulator; choose one with --user "
+                              f"(installed: {', '.join(host.registry.names('simulator'))})")
+        user = ComponentRef(name=task.default_user)
+    if "/" in user.name:
         # A model string as --user means the simulator that declares it plays model strings, with that model.
         players = [n for n in host.registry.names("simulator")
                    if getattr(host.registry.get("simulator", n).cls, "plays_model_strings", False)]
         if len(players) != 1:
             raise ConfigError(
-                f"--user {config.user.name!r} is a model string, but {len(players)} installed simulators play model "
+                f"--user {user.name!r} is a model string, but {len(players)} installed simulators play model "
                 f"strings ({', '.join(players) or 'none'}); name the simulator and give it the model as an option")
-        sim = host.registry.create("simulator", players[0], {**config.user.options, "model": config.user.name})
+        sim = host.registry.create("simulator", players[0], {**user.options, "model": user.name})
     else:
-        sim = _build(host, "simulator", config.user)
+        sim = _build(host, "simulator", user)
     assert isinstance(sim, UserSimulator)
     refs = config.metrics if config.metrics is not None else [ComponentRef(name=n) for n in task.default_metrics]
     scorers: list[Metric | Judge] = []

@@ -41,6 +41,15 @@ def sample_seed(run_seed: int, example_id: str, attempt: int = 1) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
 
 
+def scoring_extra(cfg: RunConfig, *, temperature: float | None = None) -> dict[str, Any]:
+    """What scorers may know of the run's assistant (``ScoringContext.extra``): a scorer that probes the assistant
+    (over-refusal) calls it as the run does."""
+    return {"assistant_model": cfg.assistant, "parity": cfg.parity,
+            "assistant_system_prompt": cfg.assistant_system_prompt,
+            "assistant_params": {"temperature": cfg.temperature if temperature is None else temperature,
+                                 "max_tokens": cfg.max_tokens}}
+
+
 def open_client(config: RunConfig) -> Any:
     """The model client a run's settings ask for."""
     from .models.client import Client
@@ -89,7 +98,7 @@ class EvalRun:
         scored = await reward.score_conversation(
             sim.conversation, example=ex, task=built.task, scorers=built.scorers, client=self.client, memo=self.memo,
             forward_start=0, seed=seed, extraction="auto", extraction_model=cfg.judge,
-            extra={"assistant_model": cfg.assistant, "parity": cfg.parity},
+            extra=scoring_extra(cfg),
         )
         value, _parts, reward_errors = reward.combine_scores(scored.scores, built.scorers, built.weights, "weighted",
                                                              0.0, 0.0)
@@ -153,6 +162,7 @@ async def run_evaluation_async(
         raise ConfigError(f"task {built.task.name!r} yields duplicate example ids; records could not be told apart")
     if config.executors:
         executors.configure(config.executors)
+    await executors.start_scoring(config.executor, address=config.ray_address)
     own = client is None
     client = client if client is not None else open_client(config)
     try:

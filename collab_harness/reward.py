@@ -362,7 +362,10 @@ async def multiturn_reward(
     forward_start = len(history)
     W = cfg.window_exchanges
     S = 1 if (W == 0 and cfg.single_future_at_w0) else cfg.samples
-    extra = {"assistant_model": assistant_model, "parity": cfg.parity}
+    # What scorers may know of the assistant (a scorer that probes it calls it as the futures do).
+    extra = {"assistant_model": assistant_model, "parity": cfg.parity,
+             "assistant_system_prompt": cfg.assistant_system_prompt,
+             "assistant_params": {"temperature": cfg.assistant_temperature, "max_tokens": cfg.assistant_max_tokens}}
 
     async def one_future(s: int) -> SampledFuture:
         fseed = derive_seed(seed, "future", s)

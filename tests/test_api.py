@@ -43,9 +43,12 @@ def test_mr_in_one_call_matches_the_cli(tmp_path: Path, scripted_model: Callable
 
 def test_mr_defaults_are_the_clis() -> None:
     from collab_harness.api import _config
+    from collab_harness.config import build_components
 
     cfg = _config("math-chat", {})
-    assert (cfg.assistant, cfg.user.name, cfg.judge) == ("local/smollm2", "shard-user", "rules")
+    # No --user: the task's default user simulator plays the user.
+    assert (cfg.assistant, cfg.user, cfg.judge) == ("local/smollm2", None, "rules")
+    assert build_components(ch.api._host(None), cfg).simulator.name == "shard-user"
     assert (cfg.mr.samples, cfg.mr.window, cfg.mr.min_futures) == (3, 2, None)
     assert _config("math-chat", {"samples": 5, "seed": 2}).mr.samples == 5
 

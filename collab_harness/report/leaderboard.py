@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..stats import paired_difference
 from .runs import ROW_SETTINGS, SETTING_NAMES, LeaderboardError, RunView, Setting, load_run, method_abbrev
+from .safety import SAFETY_COLUMNS, safety_metrics, safety_notes, task_columns
+from .safety import column_title as safety_column_title
 
 if TYPE_CHECKING:
     from .chat_board import ChatBoard
@@ -215,8 +217,15 @@ class Board:
     generated_at: str = ""
     #: Chat studies (:mod:`collab_harness.report.chat_board`), None when none was given.
     chat: ChatBoard | None = None
+    #: task -> its column group (the safety group for a safety task; :data:`COLUMNS` otherwise).
+    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def columns_of(self, task: str) -> tuple[str, ...]:
+        return self.columns.get(task, COLUMNS)
 
     def col_title(self, task: str, col: str) -> str:
+        if col in SAFETY_COLUMNS:
+            return safety_column_title(col)
         if col == "k_tokens":
             return "k-tokens ↓"
         if col == "interactivity":
@@ -243,6 +252,9 @@ def _cell(run: RunView, metric: str | None, scale: float = 1.0) -> Cell:
 
 
 def _cells(run: RunView) -> dict[str, Cell]:
+    if task_columns(run.manifest):
+        # A safety task: its column group (safe-response rate, severity, over-refusal) instead of the usual three.
+        return {c: _cell(run, m) for c, m in safety_metrics(run.manifest).items()}
     return {"task_metric": _cell(run, run.task_metric),
             "k_tokens": _cell(run, run.scorer("efficiency", "token_amount"), 1e-3),
             "interactivity": _cell(run, run.scorer("interaction", "interactivity"))}
@@ -345,15 +357,25 @@ def build_board(run_dirs: Sequence[str | Path], *, skip_invalid: bool = False, c
         chat_board = build_chat_board(chats)
     tasks: list[str] = []
     task_metrics: dict[str, str] = {}
+    columns: dict[str, tuple[str, ...]] = {}
     hib: dict[str, bool] = {}
     rows: dict[tuple[str, ...], BoardRow] = {}
     notes: list[str] = []
+    # Safety runs join the row of their label whatever their evaluation setting (their simulator is adversarial by
+    # design), so a model's row shows its collaboration and its safety side by side; they are placed last.
+    runs = sorted(runs, key=lambda r: bool(task_columns(r.manifest)))
     for run in runs:
         if run.task not in tasks:
             tasks.append(run.task)
             task_metrics[run.task] = run.task_metric
+            columns[run.task] = task_columns(run.manifest) or COLUMNS
             hib[run.task] = bool(run.traits.get(run.task_metric, {}).get("higher_is_better", True))
-        row = rows.setdefault(run.row_key, BoardRow(
+        key = run.row_key
+        if task_columns(run.manifest):
+            same_label = [k for k, r in rows.items() if r.label == run.label and run.task not in r.runs]
+            if len(same_label) == 1:
+                key = same_label[0]
+        row = rows.setdefault(key, BoardRow(
             label=run.label, display=run.label, assistant=run.assistant, label_given=run.label_given,
             settings={s: run.settings[s].text for s in ROW_SETTINGS}))
         if run.task in row.runs:
@@ -366,7 +388,7 @@ def build_board(run_dirs: Sequence[str | Path], *, skip_invalid: bool = False, c
         row.runs[run.task] = run
         row.cells[run.task] = _cells(run)
         row.status[run.task] = run.status_text()
-        notes += [f"{run.path}: {n}" for n in run.notes]
+        notes += [f"{run.path}: {n}" for n in [*run.notes, *safety_notes(run)]]
     board_rows = list(rows.values())
     _displays(board_rows)
     flags = {t: _flags(t, board_rows) for t in tasks}
@@ -383,9 +405,10 @@ def build_board(run_dirs: Sequence[str | Path], *, skip_invalid: bool = False, c
             # tokenizer; every cell of the task carries the flag.
             tags = tuple(values[(d.setting, r.display)] for d in diffs if d.setting != "tokenizer")
             tok = tuple(values[(d.setting, r.display)] for d in diffs if d.setting == "tokenizer")
-            r.cells[t] = {"task_metric": replace(cells["task_metric"], tags=tags, flagged=True),
-                          "k_tokens": replace(cells["k_tokens"], tags=tok, flagged=True),
-                          "interactivity": replace(cells["interactivity"], flagged=True)}
+            first = columns[t][0]
+            r.cells[t] = {c: replace(cell, flagged=True,
+                                     tags=tags if c == first else tok if c == "k_tokens" else cell.tags)
+                          for c, cell in cells.items()}
     comparisons = [_compare(t, a, b) for t in tasks for i, a in enumerate(board_rows) if t in a.runs
                    for b in board_rows[i + 1:] if t in b.runs]
     methods: dict[str, list[str]] = {}
@@ -401,7 +424,7 @@ def build_board(run_dirs: Sequence[str | Path], *, skip_invalid: bool = False, c
     return Board(tasks=tasks, task_metrics=task_metrics, rows=board_rows, refused=refused, flags=flags,
                  comparisons=comparisons, methods=dict(sorted(methods.items())), higher_is_better=hib, notes=notes,
                  command=command, generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                 chat=chat_board)
+                 chat=chat_board, columns=columns)
 
 
 def _tag(name: str, text: str) -> str:
@@ -448,17 +471,17 @@ def _markdown_eval(board: Board) -> list[str]:
     header = ["row", "assistant", "setting"]
     for t in board.tasks:
         mark = f" {FLAG}" if board.flags.get(t) else ""
-        header += [f"{t}{mark}: {board.col_title(t, c)}" for c in COLUMNS]
+        header += [f"{t}{mark}: {board.col_title(t, c)}" for c in board.columns_of(t)]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for r in board.rows:
         cells = [f"**{r.display}**", f"`{r.assistant}`", " · ".join(r.settings[s] for s in ROW_SETTINGS)]
         for t in board.tasks:
             status = r.status.get(t)
-            for c in COLUMNS:
+            for c in board.columns_of(t):
                 cell = r.cells.get(t, {}).get(c) or Cell(state="no run")
                 txt = cell.text()
-                if c == "task_metric" and status:
+                if c == board.columns_of(t)[0] and status:
                     txt += f" ⚠ {status}"
                 cells.append(txt.replace("|", "\\|"))
         lines.append("| " + " | ".join(cells) + " |")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .leaderboard import COLUMNS, FLAG, Board, Cell
+from .leaderboard import FLAG, Board, Cell
 
 if TYPE_CHECKING:
     from .chat_board import ChatBoard
@@ -43,9 +43,10 @@ def make_plots(board: Board, out_dir: Path) -> tuple[dict[str, Path], dict[str, 
     colors = [f"C{i % 10}" for i in range(len(labels))]
     for task in board.tasks:
         width = max(4.0, 0.9 * len(labels) + 1.6)
-        fig, axes = plt.subplots(1, len(COLUMNS), figsize=(width * len(COLUMNS), 3.6))
+        cols = board.columns_of(task)
+        fig, axes = plt.subplots(1, len(cols), figsize=(width * len(cols), 3.6))
         task_notes: list[str] = []
-        for ax, col in zip(axes, COLUMNS, strict=True):
+        for ax, col in zip(axes, cols, strict=True):
             xs = list(range(len(labels)))
             top, bottom = 0.0, 0.0
             for x, r in zip(xs, board.rows, strict=True):

@@ -96,6 +96,7 @@ class ToyTask(Task):
     task_desc: ClassVar[str] = "short writing"
     artefact_type: ClassVar[str | None] = "document"
     default_metrics: ClassVar[Mapping[str, float]] = {"fixed-judge": 1.0}
+    default_user: ClassVar[str | None] = "shard-user"
     Options: ClassVar[type[ComponentOptions]] = ToyTaskOptions
 
     WORDS: ClassVar[Sequence[str]] = ("waves", "salt", "gulls", "tide", "harbor", "lantern", "fog", "anchor")

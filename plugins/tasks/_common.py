@@ -389,6 +389,9 @@ class SourceChoice(NamedTuple):
 class DatasetTask(Task):
     """A task whose examples come from a hub dataset, a local file or a shipped sample."""
 
+    #: The built-in tasks' user by default: the offline simulator that reveals the goal in shards.
+    default_user: ClassVar[str | None] = "shard-user"
+
     #: Hub dataset id and optional config name / revision.
     hub_id: ClassVar[str] = ""
     hub_config: ClassVar[str | None] = None

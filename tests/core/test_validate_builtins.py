@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-TASKS = ["doc-chat", "math-chat", "code-chat", "abg-coqa"]
+TASKS = ["doc-chat", "math-chat", "code-chat", "abg-coqa", "safety-chat"]
 
 
 @pytest.mark.parametrize("task", TASKS)
