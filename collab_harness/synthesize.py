@@ -238,6 +238,7 @@ async def run_synthesis_async(
     mr_config = mr_config_of(config, built)
     if config.executors:
         executors.configure(config.executors)
+    await executors.start_scoring(config.executor, address=config.ray_address)
     own = client is None
     client = client if client is not None else open_client(config)
     try:

@@ -113,6 +113,12 @@ def run_options(fn: F) -> F:
                      help="Seconds one item may take in all (default: no budget)."),
         click.option("--local-threads", type=int, envvar=env("local_threads"),
                      help="torch threads for local models (default: torch's choice)."),
+        click.option("--executor", type=click.Choice(["local", "ray"]), envvar=env("executor"),
+                     help="Where sandboxed verdicts run: the local pool (default) or Ray tasks on a cluster "
+                          "(extra 'ray'; see docs/SCALING.md)."),
+        click.option("--ray-address", envvar=env("ray_address"),
+                     help="Ray cluster of --executor ray (HOST:PORT, ray://HOST:10001, auto; default: RAY_ADDRESS, "
+                          "else a cluster on this machine, else a new local one)."),
         click.option("--parity/--no-parity", default=None, envvar=env("parity"), help="Paper-parity mode."),
         click.option("--progress/--no-progress", default=True, envvar=env("progress"),
                      help="Show progress on stderr."),

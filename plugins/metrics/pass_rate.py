@@ -5,11 +5,15 @@ code and runs as is; only a raw assistant message goes through fence extraction.
 example's tests or reference need is the environment's failure (a failed score with ``failure="environment"``),
 not the code's; a module that only the candidate imports and that does not exist is the candidate's fault (0).
 Code that reaches for the verdict scores 0 with a reason starting ``tampered:`` (:mod:`.sandbox`).
+
+The test run is a verdict of the scoring executor (:func:`collab_harness.executors.run_scoring`): a thread of the
+local ``sandbox`` pool by default, a Ray worker with ``--executor ray`` (:func:`sandbox_verdict` runs there,
+sandbox and all). A verdict retried after its worker died says so in ``details["scoring_retries"]``.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from pydantic import Field
 
@@ -17,7 +21,10 @@ from collab_harness import hookimpl
 from collab_harness.components import ComponentOptions, Metric, ScoringContext, ValueKind
 from collab_harness.types import Example, Score
 
-__all__ = ["PassRate", "PassRateOptions", "environment_failure"]
+if TYPE_CHECKING:
+    from .sandbox import SandboxLimits
+
+__all__ = ["PassRate", "PassRateOptions", "VerdictJob", "environment_failure", "sandbox_verdict"]
 
 
 class PassRateOptions(ComponentOptions):
@@ -62,7 +69,30 @@ class PassRate(Metric):
     executor: ClassVar[str] = "sandbox"
 
     def compute(self, ctx: ScoringContext) -> Score:
-        from collab_harness_plugins.metrics.sandbox import SandboxLimits, run_tests
+        """The verdict, here and now (blocking). Runs use :meth:`score`, which sends the sandbox run to the scoring
+        executor (a local pool, or a Ray worker with ``--executor ray``)."""
+        job = self._job(ctx)
+        return job if isinstance(job, Score) else sandbox_verdict(*job)
+
+    async def score(self, ctx: ScoringContext) -> Score:
+        from collab_harness import executors
+
+        job = self._job(ctx)  # cheap: picks the code; the test run is what goes to the executor
+        if isinstance(job, Score):
+            return self.check_range(job)
+        try:
+            res = await executors.run_scoring(self.executor, sandbox_verdict, *job)
+        except executors.ScoringWorkerLost as e:
+            return Score.failed(self.name, f"example {ctx.example.id!r}: {e}", failure="executor",
+                                scoring_retries=e.attempts, scoring_retry_reasons=e.reasons)
+        score = res.value
+        if res.retries:  # a worker died under this verdict: say so beside it
+            score = score.model_copy(update={"details": {**score.details, **res.details()}})
+        return self.check_range(score)
+
+    def _job(self, ctx: ScoringContext) -> VerdictJob | Score:
+        """What the sandbox must run for ``ctx`` (a failed score when there is nothing to run)."""
+        from collab_harness_plugins.metrics.sandbox import SandboxLimits
         from collab_harness_plugins.tasks.code_chat import extract_code, with_code_prompt
 
         ex = ctx.example
@@ -91,37 +121,59 @@ class PassRate(Metric):
             network=opts.network,
         )
         entry = str(ex.metadata.get("entry_point") or "task_func")
-        try:
-            res = run_tests(code, str(tests), limits, entry_point=entry)
-        except OSError as e:  # the sandbox itself could not start: not the code's fault
-            return Score.failed(self.name, f"example {ex.id!r}: sandbox failed to start: {e}", failure="sandbox")
-        missing = environment_failure(ex, res.status, res.missing_module, res.missing_by_solution)
-        if missing is not None:
-            why = f"missing module {missing}" if res.status != "environment" or "No module" in res.reason else (
-                res.reason.removeprefix("environment: "))
-            return Score.failed(
-                self.name, f"environment: {why}", failure="environment", module=missing, status=res.status,
-                sandbox_reason=res.reason, code_source=source,
-            )
-        details: dict[str, Any] = {
-            "status": res.status,
-            "reason": res.reason,
-            "failures": list(res.messages),
-            "code_source": source,
-            "duration_s": round(res.duration_s, 3),
-            "isolation": res.isolation,
-            "network_isolated": bool(res.isolation.get("network_isolated", False)),
-        }
-        if res.tampered:
-            details["tampered"] = list(res.tampered)
-        if res.missing_module:
-            details["missing_module"] = res.missing_module
-        return Score(
-            component=self.name,
-            value=1.0 if res.passed else 0.0,
-            values={"tests_passed": float(res.tests_passed), "tests_total": float(res.tests_total)},
-            details=details,
+        return VerdictJob(ex, code, str(tests), limits, entry, source, self.name)
+
+
+class VerdictJob(NamedTuple):
+    """The arguments of :func:`sandbox_verdict`: everything a worker needs, all picklable."""
+
+    example: Example
+    code: str
+    tests: str
+    limits: SandboxLimits
+    entry_point: str
+    code_source: str
+    component: str = "pass_rate"
+
+
+def sandbox_verdict(example: Example, code: str, tests: str, limits: SandboxLimits, entry_point: str,
+                    code_source: str, component: str = "pass_rate") -> Score:
+    """Run ``tests`` against ``code`` in the sandbox and turn the result into a score. Runs where the sandbox runs:
+    a thread of the local ``sandbox`` pool, or a Ray worker; whether a missing module is the environment's fault
+    is decided there too, by the environment the code ran in."""
+    from collab_harness_plugins.metrics.sandbox import run_tests
+
+    try:
+        res = run_tests(code, tests, limits, entry_point=entry_point)
+    except OSError as e:  # the sandbox itself could not start: not the code's fault
+        return Score.failed(component, f"example {example.id!r}: sandbox failed to start: {e}", failure="sandbox")
+    missing = environment_failure(example, res.status, res.missing_module, res.missing_by_solution)
+    if missing is not None:
+        why = f"missing module {missing}" if res.status != "environment" or "No module" in res.reason else (
+            res.reason.removeprefix("environment: "))
+        return Score.failed(
+            component, f"environment: {why}", failure="environment", module=missing, status=res.status,
+            sandbox_reason=res.reason, code_source=code_source,
         )
+    details: dict[str, Any] = {
+        "status": res.status,
+        "reason": res.reason,
+        "failures": list(res.messages),
+        "code_source": code_source,
+        "duration_s": round(res.duration_s, 3),
+        "isolation": res.isolation,
+        "network_isolated": bool(res.isolation.get("network_isolated", False)),
+    }
+    if res.tampered:
+        details["tampered"] = list(res.tampered)
+    if res.missing_module:
+        details["missing_module"] = res.missing_module
+    return Score(
+        component=component,
+        value=1.0 if res.passed else 0.0,
+        values={"tests_passed": float(res.tests_passed), "tests_total": float(res.tests_total)},
+        details=details,
+    )
 
 
 @hookimpl

@@ -254,14 +254,34 @@ class CodeChatTask(DatasetTask):
         return None
 
     def check_success(self, example: Example, answer: str) -> bool | None:
-        tests = example.metadata.get("test")
-        if not tests:
-            return None
-        from collab_harness_plugins.metrics.sandbox import run_tests
+        job = _success_job(example, answer)
+        return None if job is None else passes(*job)
 
-        code = with_code_prompt(extract_code(answer), str(example.metadata.get("code_prompt", "")))
-        entry = str(example.metadata.get("entry_point") or "task_func")
-        return run_tests(code, str(tests), entry_point=entry).passed
+    async def acheck_success(self, example: Example, answer: str) -> bool | None:
+        """:meth:`check_success` with its test run on the scoring executor (a local pool, or a Ray worker)."""
+        from collab_harness import executors
+
+        job = _success_job(example, answer)
+        if job is None:
+            return None
+        return (await executors.run_scoring(self.check_success_executor, passes, *job)).value
+
+
+def _success_job(example: Example, answer: str) -> tuple[str, str, str] | None:
+    """(code, tests, entry point) of a success check, or None when the example has no tests."""
+    tests = example.metadata.get("test")
+    if not tests:
+        return None
+    code = with_code_prompt(extract_code(answer), str(example.metadata.get("code_prompt", "")))
+    return code, str(tests), str(example.metadata.get("entry_point") or "task_func")
+
+
+def passes(code: str, tests: str, entry_point: str) -> bool:
+    """Whether ``code`` passes ``tests`` in the sandbox, with its default limits (module-level: it may run on a
+    Ray worker)."""
+    from collab_harness_plugins.metrics.sandbox import run_tests
+
+    return run_tests(code, tests, entry_point=entry_point).passed
 
 
 def _task_number(task_id: str) -> tuple[int, str]:
