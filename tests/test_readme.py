@@ -69,7 +69,9 @@ def test_readme_shell_and_python_examples_run(tmp_path: Path) -> None:
     # What the quick start promises is there.
     for path in ("runs/math/manifest.json", "runs/math/results.json", "runs/board/index.html",
                  "runs/board/conversations.html", "runs/mr/samples.jsonl", "mr-record.schema.json",
-                 "runs/from-config/results.json"):
+                 "runs/from-config/results.json", "runs/synth/samples.jsonl", "exports/sft/README.md",
+                 "models/sft/config.json", "models/sft/training_manifest.json", "runs/eval-sft/results.json",
+                 "runs/safety/results.json", "runs/board-safety/index.html"):
         assert (work / path).exists(), path
     assert "0 new, 2 resumed" in r.stdout  # the second run resumed the first
     assert "dry run (eval)" in r.stdout and "no model is called" in r.stdout
