@@ -32,7 +32,11 @@ def blocks(lang: str) -> list[str]:
 
 
 def _env(tmp: Path) -> dict[str, str]:
+    from collab_harness.models.local import models_dir
+
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    # A fresh response cache (the examples must really run), the converted embedded model shared.
+    env["COLLAB_HARNESS_MODELS_DIR"] = str(models_dir())
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", COLLAB_HARNESS_CACHE_DIR=str(tmp / "cache"),
                HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", LITELLM_LOCAL_MODEL_COST_MAP="True",
                TOKENIZERS_PARALLELISM="false", COLUMNS="120")

@@ -106,7 +106,10 @@ _PROCESS_ID = uuid.uuid4().hex  # live fingerprints are only meaningful inside t
 
 
 def models_dir() -> Path:
-    return default_cache_dir() / "models"
+    """Where converted models live: ``COLLAB_HARNESS_MODELS_DIR``, else ``<cache dir>/models``. Apart from the
+    response cache so that a run with a fresh cache (a test of real behaviour) need not convert the model again."""
+    env = os.environ.get("COLLAB_HARNESS_MODELS_DIR")
+    return Path(env).expanduser() if env else default_cache_dir() / "models"
 
 
 def embedded_gguf(alias: str = "smollm2") -> Path:

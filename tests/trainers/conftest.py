@@ -3,7 +3,6 @@ cache per test, and a plugin host with the ``reply-length`` metric."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,16 +23,12 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return write_exports(tmp_path_factory.mktemp("exports"))
 
 
-_REAL_MODELS = Path(os.environ.get("COLLAB_HARNESS_CACHE_DIR") or Path.home() / ".cache" / "collab-harness") / "models"
-
-
 @pytest.fixture(autouse=True)
 def _fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fresh response cache (a re-run must test something); the converted embedded model is shared."""
+    """A fresh response cache (a re-run must test something); the converted embedded model is shared (the models
+    directory is set for the whole session by tests/conftest.py)."""
     cache = tmp_path / "cache"
     cache.mkdir()
-    if _REAL_MODELS.is_dir():
-        (cache / "models").symlink_to(_REAL_MODELS, target_is_directory=True)
     monkeypatch.setenv("COLLAB_HARNESS_CACHE_DIR", str(cache))
 
 
