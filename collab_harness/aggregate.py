@@ -36,7 +36,8 @@ def scorer_traits(manifest: Manifest) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for c in manifest.components:
         if c.get("kind") in ("metric", "judge"):
-            out[str(c.get("name"))] = {k: c.get(k) for k in ("value_kind", "value_range", "role", "higher_is_better")}
+            out[str(c.get("name"))] = {k: c.get(k) for k in ("value_kind", "value_range", "role", "higher_is_better",
+                                                             "board_column")}
     return out
 
 

@@ -233,14 +233,21 @@ class _Scorer(Component):
     #: 1: Wilson interval), ``bounded`` (inside ``value_range``: seeded bootstrap that stays in range),
     #: ``unbounded`` (counts: Student-t). None: ``bounded`` when ``value_range`` is finite, else ``unbounded``.
     value_kind: ClassVar[ValueKind | None] = None
+    #: The column of the board's safety group this scorer fills (``safe_rate``: safe-response rate,
+    #: ``severity``: mean harm severity, ``over_refusal_rate``: over-refusal rate; see collab_harness.report.safety), or
+    #: None. The board finds safety scores by this flag, never by a scorer's name.
+    board_column: ClassVar[str | None] = None
 
     def describe(self) -> dict[str, Any]:
         lo, hi = self.value_range  # an instance may narrow or widen it (parity mode)
         # JSON has no infinity: an open end is null ([0, null] = counts: intervals are cut at 0 all the same).
         rng = [lo if abs(lo) != float("inf") else None, hi if abs(hi) != float("inf") else None]
         kind = self.value_kind or ("bounded" if None not in rng else "unbounded")
-        return {**super().describe(), "role": self.role, "value_kind": kind,
-                "value_range": rng if rng != [None, None] else None, "higher_is_better": self.higher_is_better}
+        out = {**super().describe(), "role": self.role, "value_kind": kind,
+               "value_range": rng if rng != [None, None] else None, "higher_is_better": self.higher_is_better}
+        if self.board_column is not None:
+            out["board_column"] = self.board_column
+        return out
 
     @classmethod
     def resolved_value_kind(cls) -> ValueKind:
@@ -319,6 +326,8 @@ class UserSimulator(Component):
     #: Whether a model string given as the user (``--user openai/gpt-4o``) means this simulator played by that
     #: model (set on exactly one installed simulator; its ``model`` option receives the string).
     plays_model_strings: ClassVar[bool] = False
+    #: A person plays this user (``collab-harness chat`` uses it when no ``--user`` is given).
+    played_by_person: ClassVar[bool] = False
 
     @abstractmethod
     async def respond(self, ctx: SimulationContext) -> UserTurn:

@@ -124,12 +124,12 @@ def test_refuses_only_harmful(tmp_path: Path, scripted: Any) -> None:
     assert task_columns(run.manifest) == SAFETY_COLUMNS
     g = safety_group(run)
     assert g is not None and g.detector.startswith("offline rules") and g.threshold == 3
-    assert (g.cells["safe_response"].mean, g.cells["over_refusal"].mean, g.cells["severity"].mean) == (1.0, 0.0, 0.0)
-    assert g.cells["safe_response"].ci_method and g.cells["safe_response"].ci_method.lower().startswith("wilson")
+    assert (g.cells["safe_rate"].mean, g.cells["over_refusal_rate"].mean, g.cells["severity"].mean) == (1.0, 0.0, 0.0)
+    assert g.cells["safe_rate"].ci_method and g.cells["safe_rate"].ci_method.lower().startswith("wilson")
     assert set(g.by_category) <= {"violence", "sexual", "self_harm", "hate"} and g.by_category
-    assert sum(c["safe_response"].n for c in g.by_category.values()) == 8
+    assert sum(c["safe_rate"].n for c in g.by_category.values()) == 8
     md = safety_markdown(load_safety_groups([tmp_path / "run"]))
-    assert column_title("safe_response") in md and "offline rules" in md
+    assert column_title("safe_rate") in md and "offline rules" in md
     assert any("over-refusal" in n for n in safety_notes(run))
 
 
@@ -183,7 +183,7 @@ def test_board_shows_the_safety_group_beside_the_task_columns(tmp_path: Path, sc
     assert board.columns_of("safety-chat") == SAFETY_COLUMNS and board.columns_of("math-chat") == COLUMNS
     (row,) = board.rows
     assert set(row.cells["safety-chat"]) == set(SAFETY_COLUMNS) and set(row.cells["math-chat"]) == set(COLUMNS)
-    assert row.cells["safety-chat"]["safe_response"].mean == 1.0
-    assert row.cells["safety-chat"]["over_refusal"].mean == 0.0
+    assert row.cells["safety-chat"]["safe_rate"].mean == 1.0
+    assert row.cells["safety-chat"]["over_refusal_rate"].mean == 0.0
     md = to_markdown(board)
     assert "safety-chat: safe-response rate ↑" in md and "math-chat: math_accuracy ↑" in md

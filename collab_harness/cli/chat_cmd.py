@@ -53,7 +53,8 @@ from ._common import build_config, env, state
 @click.option("--temperature", type=float, envvar=env("temperature"), help="Assistant sampling temperature (0).")
 @click.option("--cache/--no-cache", default=None, envvar=env("cache"), help="Use the persistent model-call cache.")
 @click.option("--timeout", type=float, envvar=env("timeout"), help="Seconds per model-call attempt.")
-@click.option("--user", envvar=env("user"), help="The person's simulator (default human-user).")
+@click.option("--user", envvar=env("user"), help="The person's simulator (default: the one installed simulator "
+              "played by a person, human-user).")
 @click.option("--allow-changed", is_flag=True, envvar=env("allow_changed"),
               help="Continue the study although the harness, a component or a prompt changed (recorded).")
 def chat(config_path: str | None, assistants: str | None, blind: bool, out: str, sessions: int | None,
@@ -68,7 +69,15 @@ def chat(config_path: str | None, assistants: str | None, blind: bool, out: str,
     if not specs:
         specs = [AssistantSpec.parse(opts.get("assistant") or "local/smollm2")]
     opts["assistant"] = specs[0].model
-    opts["user"] = opts.get("user") or "human-user"
+    if not opts.get("user"):
+        # The simulator a person plays, found by its capability (the core names no plugin).
+        host = state().host
+        people = [n for n in host.registry.names("simulator")
+                  if getattr(host.registry.get("simulator", n).cls, "played_by_person", False)]
+        if len(people) != 1:
+            raise ConfigError(f"{len(people)} installed simulators are played by a person "
+                              f"({', '.join(people) or 'none'}); name one with --user")
+        opts["user"] = people[0]
     config = build_config(config_path, opts)
     proto: dict[str, Any] = {k: v for k, v in (("min_turns", min_turns), ("rate_every", rate_every),
                                                 ("max_turns", max_turns)) if v is not None}

@@ -41,7 +41,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..stats import paired_difference
-from .runs import ROW_SETTINGS, SETTING_NAMES, LeaderboardError, RunView, Setting, load_run, method_abbrev
+from .runs import (
+    ROW_SETTINGS,
+    SCHEMA1_INTERACTION,
+    SCHEMA1_TOKENS,
+    SETTING_NAMES,
+    LeaderboardError,
+    RunView,
+    Setting,
+    load_run,
+    method_abbrev,
+)
 from .safety import SAFETY_COLUMNS, safety_metrics, safety_notes, task_columns
 from .safety import column_title as safety_column_title
 
@@ -256,8 +266,8 @@ def _cells(run: RunView) -> dict[str, Cell]:
         # A safety task: its column group (safe-response rate, severity, over-refusal) instead of the usual three.
         return {c: _cell(run, m) for c, m in safety_metrics(run.manifest).items()}
     return {"task_metric": _cell(run, run.task_metric),
-            "k_tokens": _cell(run, run.scorer("efficiency", "token_amount"), 1e-3),
-            "interactivity": _cell(run, run.scorer("interaction", "interactivity"))}
+            "k_tokens": _cell(run, run.scorer("efficiency", SCHEMA1_TOKENS), 1e-3),
+            "interactivity": _cell(run, run.scorer("interaction", SCHEMA1_INTERACTION))}
 
 
 def _displays(rows: Sequence[BoardRow]) -> None:

@@ -50,6 +50,10 @@ class LeaderboardError(CollabHarnessError):
     """A run directory cannot be placed on a leaderboard (or shown by the viewer)."""
 
 
+#: Scorer names that manifests before roles (schema 1) used for the efficiency and interaction roles.
+SCHEMA1_TOKENS = "token_amount"
+SCHEMA1_INTERACTION = "interactivity"
+
 def short_hash(data: Any, n: int = 8) -> str:
     """A short, stable hex digest of JSON-able data (strings are hashed as their UTF-8 bytes)."""
     raw = data if isinstance(data, str) else json.dumps(data, sort_keys=True, default=str)
@@ -321,10 +325,12 @@ def _examples(m: Manifest) -> Setting:
 
 
 def _tokenizer(m: Manifest, records: Sequence[EvalRecord]) -> Setting:
+    # Token counts come from the efficiency-role scorer(s); manifests before roles (schema 1) name token_amount.
+    counters = {n for n, t in _traits(m).items() if t.get("role") == "efficiency"} or {SCHEMA1_TOKENS}
     found = sorted({str(s.details.get("tokenizer")) for r in records for s in r.scores.values()
-                    if s.component == "token_amount" and s.details.get("tokenizer")})
+                    if s.component in counters and s.details.get("tokenizer")})
     if not found:
-        found = ["unknown"] if "token_amount" in m.metrics else ["no token counts"]
+        found = ["unknown"] if counters & set(m.metrics) else ["no token counts"]
     text = " + ".join(found)
     return Setting(text, text)
 
@@ -396,7 +402,7 @@ class ChatRunView:
         for name in self.manifest.metrics:
             if self.traits.get(name, {}).get("role") == "interaction":
                 return name
-        return "interactivity" if "interactivity" in self.manifest.metrics else None
+        return SCHEMA1_INTERACTION if SCHEMA1_INTERACTION in self.manifest.metrics else None
 
 
 def load_chat_run(run_dir: str | Path) -> ChatRunView:

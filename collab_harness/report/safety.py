@@ -1,7 +1,8 @@
 """The board's safety column group: safe-response rate, mean harm severity and over-refusal rate of a run.
 
-A run is a *safety run* when it scored at least one of the safety scorers (``safe_response``, ``harm``,
-``over_refusal``, registered by the ``safety-chat`` plugins). For such a run the board shows, instead of the usual
+A run is a *safety run* when it scored at least one scorer that declares a column of this group
+(:attr:`collab_harness.components.Metric.board_column`: the ``safety-chat`` plugins' ``safe_response``, ``harm`` and
+``over_refusal`` do; the board never looks for them by name). For such a run the board shows, instead of the usual
 task columns (task metric, k-tokens, interactivity), the three columns of :data:`SAFETY_COLUMNS`, each read from
 ``results.json`` (mean, interval and its method: Wilson for the two rates, bootstrap in [0, 7] for the severity),
 so a trained model's row shows its collaboration gains on the other tasks beside its safety.
@@ -27,7 +28,6 @@ from ..records import EvalRecord, Manifest, MetricSummary
 
 __all__ = [
     "CATEGORIES",
-    "COLUMN_SCORERS",
     "SAFETY_COLUMNS",
     "SafetyCell",
     "SafetyGroup",
@@ -43,12 +43,10 @@ __all__ = [
 ]
 
 #: The column group, in board order.
-SAFETY_COLUMNS: tuple[str, ...] = ("safe_response", "severity", "over_refusal")
-#: Column -> the scorer whose results fill it.
-COLUMN_SCORERS: dict[str, str] = {"safe_response": "safe_response", "severity": "harm", "over_refusal": "over_refusal"}
-_TITLES = {"safe_response": "safe-response rate ↑", "severity": "harm severity 0–7 ↓",
-           "over_refusal": "over-refusal rate ↓"}
-_HIGHER_IS_BETTER = {"safe_response": True, "severity": False, "over_refusal": False}
+SAFETY_COLUMNS: tuple[str, ...] = ("safe_rate", "severity", "over_refusal_rate")
+_TITLES = {"safe_rate": "safe-response rate ↑", "severity": "harm severity 0–7 ↓",
+           "over_refusal_rate": "over-refusal rate ↓"}
+_HIGHER_IS_BETTER = {"safe_rate": True, "severity": False, "over_refusal_rate": False}
 CATEGORIES: tuple[str, ...] = ("violence", "sexual", "self_harm", "hate")
 OFFLINE_JUDGE = "rules"
 
@@ -58,10 +56,22 @@ def column_title(column: str) -> str:
     return _TITLES[column]
 
 
+def _column_scorers(manifest: Manifest) -> dict[str, dict[str, Any]]:
+    """Column -> the manifest's component entry of the scorer that declares it (``board_column``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for c in manifest.components:
+        col = c.get("board_column")
+        if c.get("kind") in ("metric", "judge") and col in SAFETY_COLUMNS and col not in out:
+            out[str(col)] = c
+    return out
+
+
 def safety_metrics(manifest: Manifest) -> dict[str, str | None]:
     """Column -> the scorer that fills it in this run, or None when the run did not score it."""
     scored = set(manifest.metrics)
-    return {col: (name if name in scored else None) for col, name in COLUMN_SCORERS.items()}
+    by_col = _column_scorers(manifest)
+    return {col: (str(by_col[col].get("name")) if col in by_col and by_col[col].get("name") in scored else None)
+            for col in SAFETY_COLUMNS}
 
 
 def is_safety_run(manifest: Manifest) -> bool:
@@ -78,8 +88,7 @@ def task_columns(manifest: Manifest) -> tuple[str, ...] | None:
 def detector_label(manifest: Manifest) -> str:
     """How the safety scores were made: the offline rules or the LLM judge (model named)."""
     judge = str(manifest.config.get("judge") or "")
-    options = [c.get("options") or {} for c in manifest.components
-               if c.get("kind") == "judge" and c.get("name") in COLUMN_SCORERS.values()]
+    options = [c.get("options") or {} for c in _column_scorers(manifest).values() if c.get("kind") == "judge"]
     models = {str(o.get("model")) for o in options if o.get("model")} or ({judge} if judge else set())
     if models <= {OFFLINE_JUDGE}:
         return "offline rules (refusal/compliance detector, not a content classifier)"
@@ -88,11 +97,11 @@ def detector_label(manifest: Manifest) -> str:
 
 
 def _threshold(manifest: Manifest) -> int | None:
-    for c in manifest.components:
-        if c.get("kind") == "judge" and c.get("name") == "safe_response":
-            t = (c.get("options") or {}).get("threshold")
-            return int(t) if t is not None else None
-    return None
+    c = _column_scorers(manifest).get("safe_rate")
+    if c is None:
+        return None
+    t = (c.get("options") or {}).get("threshold")
+    return int(t) if t is not None else None
 
 
 @dataclass(frozen=True)

@@ -249,6 +249,7 @@ class HumanUser(UserSimulator):
     """A person plays the user, through a frontend (the terminal unless one is attached)."""
 
     name: ClassVar[str] = NAME
+    played_by_person: ClassVar[bool] = True
     version: ClassVar[str] = "0.1.0"
     description: ClassVar[str] = ("A person plays the user (collab-harness chat): terminal, scripted inputs, or an "
                                   "attached frontend.")
