@@ -238,6 +238,12 @@ class _Scorer(Component):
     #: None. The board finds safety scores by this flag, never by a scorer's name.
     board_column: ClassVar[str | None] = None
 
+    def prepare(self, extra: Mapping[str, Any]) -> None:
+        """One-time blocking setup before a run's first item (load a tokenizer, a checker's data), given what
+        ``ScoringContext.extra`` will hold. The engine runs it off the event loop, so that a first use in the middle
+        of a run does not stall the loop. Default: nothing; a failure here is logged and the scorer then fails per
+        item as it would have."""
+
     def describe(self) -> dict[str, Any]:
         lo, hi = self.value_range  # an instance may narrow or widen it (parity mode)
         # JSON has no infinity: an open end is null ([0, null] = counts: intervals are cut at 0 all the same).

@@ -196,7 +196,7 @@ async def run_mr_async(
 ) -> RunOutcome[MRRecord]:
     """Score every row with MR into the run directory ``out`` (resumable, locked, like every run)."""
     from . import executors
-    from .evaluation import open_client
+    from .evaluation import open_client, prepare_scorers
     from .executors import run_blocking
     from .preflight import preflight
 
@@ -217,6 +217,7 @@ async def run_mr_async(
     if config.executors:
         executors.configure(config.executors)
     await executors.start_scoring(config.executor, address=config.ray_address)
+    await prepare_scorers(config, built)
     own = client is None
     client = client if client is not None else open_client(config)
     try:

@@ -34,7 +34,7 @@ from .components import SimulationContext
 from .config import BuiltRun, RunConfig, build_components
 from .engine import ErrorPolicy, Progress, RunEngine, RunOutcome
 from .errors import ConfigError
-from .evaluation import sample_seed
+from .evaluation import prepare_scorers, sample_seed
 from .extract import ExtractionMemo
 from .manifest import build_manifest
 from .models.protocol import GenerationParams
@@ -239,6 +239,7 @@ async def run_synthesis_async(
     if config.executors:
         executors.configure(config.executors)
     await executors.start_scoring(config.executor, address=config.ray_address)
+    await prepare_scorers(config, built)
     own = client is None
     client = client if client is not None else open_client(config)
     try:

@@ -14,6 +14,7 @@ is recorded in ``details`` so numbers from different tokenizers are never silent
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -46,6 +47,12 @@ class TokenAmount(Metric):
     higher_is_better: ClassVar[bool] = False
     role: ClassVar[ScorerRole] = "efficiency"
     needs_artefact: ClassVar[bool] = False
+
+    def prepare(self, extra: Mapping[str, Any]) -> None:
+        # Loading a tokenizer (litellm's, tiktoken's, a local one) holds the GIL for up to hundreds of ms: do it
+        # before the run's items are in flight. get_tokenizer caches it for the run.
+        opts: Any = self.options
+        get_tokenizer(opts.tokenizer, assistant_model=extra.get("assistant_model"), parity=bool(extra.get("parity")))
 
     def compute(self, ctx: ScoringContext) -> Score:
         opts: Any = self.options
