@@ -9,6 +9,7 @@ a value: it counts in ``n_failed`` (and in ``n_environment`` when the environmen
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -41,7 +42,45 @@ def scorer_traits(manifest: Manifest) -> dict[str, dict[str, Any]]:
     return out
 
 
-def metric_summary(values: Sequence[float], *, kind: ValueKind | str, value_range: Sequence[float] | None,
+def reward_range(manifest: Manifest, form: str = "weighted") -> list[float | None] | None:
+    """The range a run's reward can take, from the weights and the scorers' declared ranges: the weighted form is
+    sum(w * value), the paper form drops the efficiency scorer and subtracts a penalty in [0, 1]. An open end is None
+    (its interval is only cut at the finite end); None when nothing is known (no weights)."""
+    weights = {k: float(v) for k, v in (manifest.weights or {}).items() if v}
+    if not weights:
+        return None
+    traits = scorer_traits(manifest)
+    lo = hi = 0.0
+    for name, w in weights.items():
+        t = traits.get(name)
+        if t is None:
+            return None
+        if form == "paper" and t.get("role") == "efficiency":
+            continue
+        rng = t.get("value_range") or [None, None]
+        a = float("-inf") if rng[0] is None else float(rng[0])
+        b = float("inf") if rng[1] is None else float(rng[1])
+        ends = [w * a, w * b]
+        lo += min(ends)
+        hi += max(ends)
+    if form == "paper":
+        lo -= 1.0
+    return [lo if math.isfinite(lo) else None, hi if math.isfinite(hi) else None]
+
+
+def _reward_summary(manifest: Manifest, values: Sequence[float], n_failed: int, seed: int = 0,
+                    form: str = "weighted") -> MetricSummary:
+    rng = reward_range(manifest, form)
+    kind = "bounded" if rng is not None and None not in rng else "unbounded"
+    return metric_summary(values, kind=kind, value_range=rng, n_failed=n_failed, seed=seed)
+
+
+def _mr_form(manifest: Manifest) -> str:
+    mr = manifest.config.get("mr") if isinstance(manifest.config, dict) else None
+    return str((mr or {}).get("form") or "weighted")
+
+
+def metric_summary(values: Sequence[float], *, kind: ValueKind | str, value_range: Sequence[float | None] | None,
                    n_failed: int = 0, n_environment: int = 0, seed: int = 0) -> MetricSummary:
     # A null end of a declared range is open (-inf / +inf).
     rng = ((float("-inf") if value_range[0] is None else float(value_range[0]),
@@ -124,7 +163,7 @@ def aggregate_eval(manifest: Manifest, records: Sequence[EvalRecord]) -> Results
         task_metric=manifest.task.get("task_metric"), n_items=len(manifest.item_ids), n_samples=len(records),
         n_failed=n_failed, complete={r.example_id for r in records} >= set(manifest.item_ids),
         metrics=metrics,
-        reward=metric_summary(rewards, kind="unbounded", value_range=None, n_failed=len(records) - len(rewards)),
+        reward=_reward_summary(manifest, rewards, len(records) - len(rewards), seed),
         errors_by_component=by_comp, errors_by_category=by_cat, usage=sum_usage(records),
     )
 
@@ -156,7 +195,7 @@ def aggregate_mr(manifest: Manifest, records: Sequence[MRRecord]) -> Results:
         kind="mr", status=manifest.status, task=manifest.task.get("name"),
         task_metric=manifest.task.get("task_metric"), n_items=len(manifest.item_ids), n_samples=len(records),
         n_failed=n_failed, complete={r.row_id for r in records} >= set(manifest.item_ids), metrics=metrics,
-        reward=metric_summary(mrs, kind="unbounded", value_range=None, n_failed=len(records) - len(mrs)),
+        reward=_reward_summary(manifest, mrs, len(records) - len(mrs), form=_mr_form(manifest)),
         errors_by_component=by_comp, errors_by_category=by_cat, usage=sum_usage(records),
     )
 
@@ -189,7 +228,7 @@ def aggregate_synth(manifest: Manifest, records: Sequence[SynthRecord]) -> Resul
         kind="synth", status=manifest.status, task=manifest.task.get("name"),
         task_metric=manifest.task.get("task_metric"), n_items=len(manifest.item_ids), n_samples=len(records),
         n_failed=n_failed, complete={r.example_id for r in records} >= set(manifest.item_ids), metrics=metrics,
-        reward=metric_summary(mrs, kind="unbounded", value_range=None),
+        reward=_reward_summary(manifest, mrs, 0, form=_mr_form(manifest)),
         errors_by_component=by_comp, errors_by_category=by_cat, usage=sum_usage(records),
     )
 

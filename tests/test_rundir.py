@@ -221,6 +221,24 @@ def test_a_zero_of_three_proportion_has_a_non_zero_upper_bound() -> None:
     assert m.mean == 0.0 and m.ci_low == 0.0 and m.ci_high is not None and m.ci_high > 0.5
 
 
+def test_the_reward_interval_stays_in_the_range_its_weights_allow() -> None:
+    from collab_harness.aggregate import reward_range
+
+    comps = [{"kind": "metric", "name": "m", "value_kind": "proportion", "value_range": [0, 1]},
+             {"kind": "judge", "name": "j", "value_kind": "bounded", "value_range": [0, 1], "role": "interaction"},
+             {"kind": "metric", "name": "t", "value_kind": "unbounded", "value_range": [0, None], "role": "efficiency"}]
+    man = Manifest(kind="eval", run_id="r", created_at="t", harness_version="0", python="3", platform="x",
+                   item_ids=["a", "b", "c"], metrics=["m", "j"], components=comps, weights={"m": 1.0, "j": 0.5})
+    assert reward_range(man) == [0.0, 1.5]
+    assert reward_range(man.model_copy(update={"weights": {"m": 1.0, "t": -0.001}})) == [None, 1.0]
+    assert reward_range(man.model_copy(update={"weights": {"m": 1.0, "t": -0.001}}), "paper") == [-1.0, 1.0]
+    # Rewards 0, 0.5, 1 of three samples: the old Student-t interval was [-0.74, 1.74]; now it stays in [0, 1.5].
+    recs = [_rec(x, v) for x, v in zip("abc", (0.0, 0.5, 1.0), strict=True)]
+    r = aggregate_eval(man, recs).reward
+    assert r.ci_method is not None and r.ci_method.startswith("bootstrap")
+    assert 0.0 <= r.ci_low <= r.mean <= r.ci_high <= 1.5  # type: ignore[operator]
+
+
 def test_environment_failures_are_counted_apart() -> None:
     env = EvalRecord(id="e#1", example_id="e", seed=1, conversation=[],
                      scores={"m": Score.failed("m", "environment: missing module sklearn", failure="environment")},
