@@ -54,7 +54,7 @@ from .components import SimulationContext, Task
 from .config import BuiltRun, RunConfig, build_components
 from .engine import ErrorPolicy, RunEngine, now_iso
 from .errors import ConfigError
-from .evaluation import sample_seed
+from .evaluation import sample_seed, scored_outcome
 from .extract import ExtractionMemo
 from .records import (
     ChatRating,
@@ -62,7 +62,6 @@ from .records import (
     ChatSegment,
     ChatTurn,
     ComponentFailure,
-    ExtractionInfo,
     Manifest,
     Results,
 )
@@ -613,31 +612,12 @@ class ChatRun:
         built = self.built
         conv = Conversation(messages=tuple(_conversation(state.turns)))
 
-        def fail(component: str, message: str, category: str = "component") -> ComponentFailure:
-            return ComponentFailure(component=component, message=message[:2000], sample_id=state.session_id,
-                                    category=category)
-
         spec = self.settings.assistants[state.assistant_index]
         scored = await reward.score_conversation(
             conv, example=ex, task=built.task, scorers=built.scorers, client=self.client, memo=self.memo,
             forward_start=0, seed=state.seed, extraction="auto", extraction_model=self.config.judge,
             extra={"assistant_model": spec.model, "parity": self.config.parity})
-        value, _parts, reward_errors = reward.combine_scores(scored.scores, built.scorers, built.weights, "weighted",
-                                                             0.0, 0.0)
-        errors = [e.model_copy(update={"sample_id": state.session_id}) for e in reward_errors]
-        named = {e.component for e in errors}
-        for s in built.scorers:
-            sc = scored.scores[s.name]
-            label = f"{s.kind}:{s.name}"
-            if not sc.ok and label not in named:
-                env = sc.details.get("failure") == "environment"
-                errors.append(fail(label, sc.error or "failed score", "environment" if env else "component"))
-        extraction = None
-        ext = scored.extraction
-        if ext is not None:
-            extraction = ExtractionInfo(method=ext.method, model=ext.model, error=ext.error, artefact=ext.text)
-            if ext.text is None and ext.failed:
-                errors.append(fail("extract", ext.error or "extraction failed"))
+        value, errors, extraction = scored_outcome(scored, built, {"sample_id": state.session_id})
         return state.model_copy(update={"status": "complete", "scores": dict(scored.scores), "reward": value,
                                         "extraction": extraction, "errors": errors})
 

@@ -22,7 +22,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .aggregate import aggregate_eval
 from .config import BuiltRun, RunConfig, build_components
@@ -35,6 +35,9 @@ from .plugins import PluginHost
 from .records import ComponentFailure, EvalRecord, ExtractionInfo, Manifest, Results
 from .scrub import scrub_text
 from .types import Conversation, Example, Message
+
+if TYPE_CHECKING:
+    from .reward import ScoredConversation
 
 __all__ = ["EvalRun", "run_evaluation", "run_evaluation_async", "sample_seed"]
 
@@ -55,6 +58,37 @@ def scoring_extra(cfg: RunConfig, *, temperature: float | None = None) -> dict[s
             "assistant_system_prompt": cfg.assistant_system_prompt,
             "assistant_params": {"temperature": cfg.temperature if temperature is None else temperature,
                                  "max_tokens": cfg.max_tokens}}
+
+
+def scored_outcome(scored: ScoredConversation, built: BuiltRun, ids: dict[str, Any]
+                   ) -> tuple[float | None, list[ComponentFailure], ExtractionInfo | None]:
+    """What a record keeps of a scored conversation: the weighted reward, every failure (``ids``, e.g. the sample
+    id and attempt, added to each) and the extraction. Shared by evaluation and chat records."""
+    from . import reward
+
+    def fail(component: str, message: str, category: str = "component") -> ComponentFailure:
+        return ComponentFailure(component=component, message=message[:2000], category=category, **ids)
+
+    value, _parts, reward_errors = reward.combine_scores(scored.scores, built.scorers, built.weights, "weighted",
+                                                         0.0, 0.0)
+    errors = [e.model_copy(update=ids) for e in reward_errors]
+    # Failed scores the reward did not need (weight 0) are failures all the same.
+    named = {e.component for e in errors}
+    for s in built.scorers:
+        sc = scored.scores[s.name]
+        label = f"{s.kind}:{s.name}"
+        if not sc.ok and label not in named:
+            env = sc.details.get("failure") == "environment"
+            errors.append(fail(label, sc.error or "failed score", "environment" if env else "component"))
+    extraction = None
+    ext = scored.extraction
+    if ext is not None:
+        extraction = ExtractionInfo(method=ext.method, model=ext.model, error=ext.error, artefact=ext.text)
+        # A conversation without an artefact is the assistant's doing (the metric scores it, e.g. "no answer
+        # found"); an extraction *call* that failed is a component failure and is recorded as one.
+        if ext.text is None and ext.failed:
+            errors.append(fail("extract", ext.error or "extraction failed"))
+    return value, errors, extraction
 
 
 async def prepare_scorers(config: RunConfig, built: BuiltRun) -> None:
@@ -130,25 +164,7 @@ class EvalRun:
             forward_start=0, seed=seed, extraction="auto", extraction_model=cfg.judge,
             extra=scoring_extra(cfg),
         )
-        value, _parts, reward_errors = reward.combine_scores(scored.scores, built.scorers, built.weights, "weighted",
-                                                             0.0, 0.0)
-        errors = [e.model_copy(update={"sample_id": ex.id, "attempt": attempt}) for e in reward_errors]
-        # Failed scores the reward did not need (weight 0) are failures all the same.
-        named = {e.component for e in errors}
-        for s in built.scorers:
-            sc = scored.scores[s.name]
-            label = f"{s.kind}:{s.name}"
-            if not sc.ok and label not in named:
-                env = sc.details.get("failure") == "environment"
-                errors.append(fail(label, sc.error or "failed score", "environment" if env else "component"))
-        extraction = None
-        ext = scored.extraction
-        if ext is not None:
-            extraction = ExtractionInfo(method=ext.method, model=ext.model, error=ext.error, artefact=ext.text)
-            # A conversation without an artefact is the assistant's doing (the metric scores it, e.g. "no answer
-            # found"); an extraction *call* that failed is a component failure and is recorded as one.
-            if ext.text is None and ext.failed:
-                errors.append(fail("extract", ext.error or "extraction failed"))
+        value, errors, extraction = scored_outcome(scored, built, {"sample_id": ex.id, "attempt": attempt})
         return EvalRecord(**base, scores=dict(scored.scores), reward=value, extraction=extraction, errors=errors)
 
 
