@@ -244,17 +244,24 @@ def check_model_string(model: str, label: str = "model") -> str:
     return model
 
 
-def load_config(path: str | Path, **overrides: Any) -> RunConfig:
-    """Read a YAML run config; ``overrides`` (from the CLI) win over the file; None means "not given"."""
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML file holding a mapping at the top level (run and training configs), or a one-line ConfigError."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {p}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from e
     if not isinstance(data, Mapping):
         raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    return dict(data)
+
+
+def load_config(path: str | Path, **overrides: Any) -> RunConfig:
+    """Read a YAML run config; ``overrides`` (from the CLI) win over the file; None means "not given"."""
+    p = Path(path)
+    data = read_yaml_mapping(p)
     data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
     return make_config(data, source=str(p))
 

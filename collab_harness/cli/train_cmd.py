@@ -56,16 +56,9 @@ def merge_options(base: dict[str, Any], pairs: tuple[str, ...]) -> dict[str, Any
 
 
 def _read_config(path: str) -> dict[str, Any]:
-    import yaml
+    from ..config import read_yaml_mapping
 
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"--config {path}: file not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--config {path}: not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config {path}: expected a mapping at the top level")
+    data = read_yaml_mapping(path)
     unknown = set(data) - {"trainer", "data", "model", "out", "options"}
     if unknown:
         raise ConfigError(f"--config {path}: unknown key(s) {', '.join(sorted(unknown))} (known: trainer, data, "
